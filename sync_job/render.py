@@ -1,0 +1,130 @@
+"""The plan as people and programs read it: text (Terraform-like) and versioned JSON.
+
+Both are built from the same RunReport; the text is never parsed by anything. Bump
+FORMAT_VERSION on any change that could break a consumer of the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from sync_job.plan import Action, Change
+from sync_job.run import KubeChange, RunReport
+
+FORMAT_VERSION = "1.0"
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    return {
+        "action": change.action.value,
+        "table": change.table.value,
+        "key": change.key,
+        "policy": change.policy,
+        "reason": change.reason,
+        "id": change.id,
+        "before": dict(change.before) or None,
+        "after": dict(change.after) or None,
+        "destination": change.destination,
+    }
+
+
+def _kube_json(change: KubeChange) -> dict[str, Any]:
+    return {"action": change.action.value, "name": change.name, "detail": list(change.detail)}
+
+
+def to_json(report: RunReport, *, check: bool) -> str:
+    counts = report.plan.counts()
+    applied = report.applied
+    document = {
+        "format_version": FORMAT_VERSION,
+        "mode": "check" if check else "apply",
+        "drift": report.drift,
+        "marker_error": report.marker_error,
+        "router": {
+            "summary": {action.value: counts[action] for action in Action},
+            "changes": [_change_json(change) for change in report.plan.changes],
+        },
+        "routerpolicies": {"changes": [_kube_json(change) for change in report.kube_changes]},
+        "policies": [
+            {
+                "name": outcome.name,
+                "ready": outcome.ready,
+                "reason": outcome.reason.value,
+                "message": outcome.message,
+                "gatewayIP": outcome.gateway_ip,
+                "status": report.statuses.get(outcome.name),
+            }
+            for outcome in report.outcomes
+        ],
+        "apply": None
+        if applied is None
+        else {
+            "done": len(applied.done),
+            "failed": [{"key": c.key, "error": error} for c, error in applied.failed],
+            "skipped": len(applied.skipped),
+        },
+        "kube_errors": report.kube_errors,
+    }
+    return json.dumps(document, indent=2, sort_keys=False)
+
+
+def _fields(fields: dict[str, str]) -> str:
+    return " ".join(f"{name}={value}" for name, value in fields.items() if name != "comment")
+
+
+def _change_lines(change: Change) -> list[str]:
+    head = f"  {change.action.symbol} {change.table.label} {change.key}"
+    if change.action is Action.CREATE:
+        where = f" (before {change.destination})" if change.destination else ""
+        return [head + where, f"      {_fields(dict(change.after))}"]
+    if change.action is Action.UPDATE:
+        lines = [head]
+        for name, value in change.after.items():
+            old = change.before.get(name)
+            lines.append(f"      {name}: {'(unset)' if old is None else repr(old)} -> {value!r}")
+        return lines
+    if change.action is Action.MOVE:
+        return [f"{head}: move before {change.destination}"]
+    return [f"{head} ({change.reason})"]
+
+
+def to_text(report: RunReport, *, check: bool) -> str:
+    lines: list[str] = []
+    if report.marker_error:
+        lines += ["Router: nothing will be written:", f"  {report.marker_error}", ""]
+    if report.plan:
+        lines.append("Router changes:")
+        for change in report.plan.changes:
+            lines += _change_lines(change)
+        lines.append("")
+    if report.kube_changes:
+        lines.append("RouterPolicy changes:")
+        for kube in report.kube_changes:
+            lines.append(f"  {kube.action.symbol} routerpolicy {kube.name}")
+            lines += [f"      {detail}" for detail in kube.detail]
+        lines.append("")
+    if report.outcomes:
+        lines.append("Policies:")
+        for outcome in report.outcomes:
+            state = "Ready" if outcome.ready else "NOT ready"
+            lines.append(f"  {outcome.name}: {state} ({outcome.reason.value}) {outcome.message}")
+        lines.append("")
+    lines.append(report.plan.summary())
+    if report.kube_changes:
+        kinds = Counter(change.action for change in report.kube_changes)
+        lines.append(
+            "RouterPolicy objects: "
+            + ", ".join(f"{kinds[a]} to {a.value}" for a in Action if kinds[a])
+            + "."
+        )
+    if check:
+        lines.append("Drift detected." if report.drift else "In sync.")
+    elif report.applied is not None:
+        applied = report.applied
+        lines.append(
+            f"Applied: {len(applied.done)} done, {len(applied.failed)} failed, "
+            f"{len(applied.skipped)} skipped."
+        )
+    return "\n".join(lines) + "\n"

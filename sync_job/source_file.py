@@ -1,0 +1,63 @@
+"""`--from-file`: a ClusterSnapshot read from YAML instead of the API server.
+
+Accepts multi-document YAML and `kind: List` documents (what `kubectl get ccnp,svc,pod -A -o
+yaml` prints). Kinds other than CiliumClusterwideNetworkPolicy, Service, Pod and Namespace are
+ignored with a log line. Policies need the annotation here too, exactly as in the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sync_job.cluster import ClusterSnapshot, is_annotated, pod_from_raw, service_from_raw
+from sync_job.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+
+def _objects(documents: list[Any], path: Path) -> Iterator[Mapping[str, Any]]:
+    for index, document in enumerate(documents):
+        if document is None:
+            continue
+        if not isinstance(document, Mapping):
+            raise SourceError(f"{path}: document {index + 1} is not a mapping")
+        if str(document.get("kind", "")).endswith("List") and "items" in document:
+            items = document.get("items") or []
+            if not isinstance(items, list):
+                raise SourceError(f"{path}: document {index + 1}: items is not a list")
+            yield from (item for item in items if isinstance(item, Mapping))
+        else:
+            yield document
+
+
+def load_snapshot(path: Path) -> ClusterSnapshot:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SourceError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        raise SourceError(f"{path} is not valid YAML: {error}") from None
+    policies, pods, services = [], [], []
+    namespaces: dict[str, dict[str, str]] = {}
+    for obj in _objects(documents, path):
+        kind = obj.get("kind")
+        if kind == "CiliumClusterwideNetworkPolicy":
+            if is_annotated(obj):
+                policies.append(obj)
+        elif kind == "Pod":
+            pods.append(pod_from_raw(obj))
+        elif kind == "Service":
+            services.append(service_from_raw(obj))
+        elif kind == "Namespace":
+            meta = obj.get("metadata") or {}
+            namespaces[str(meta.get("name"))] = dict(meta.get("labels") or {})
+        else:
+            log.info("%s: ignoring %s %s", path, kind, (obj.get("metadata") or {}).get("name"))
+    return ClusterSnapshot(policies, pods, services, namespaces, router_policies=None)
