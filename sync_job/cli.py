@@ -14,8 +14,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import click
 import typer
+
+# typer vendors click, so usage errors are its own class, not click's.
+from typer._click.exceptions import UsageError
 
 if TYPE_CHECKING:
     from sync_job.cluster import ClusterSnapshot
@@ -27,6 +29,7 @@ EXIT_OK, EXIT_FAILED, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2, 64
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Keep a MikroTik router's firewall in step with annotated Cilium clusterwide policies.",
 )
@@ -120,6 +123,8 @@ def sync(
         typer.Option(
             "--from-file",
             envvar="SYNC_FROM_FILE",
+            exists=True,
+            dir_okay=False,
             help="Read policies, Services and Pods from this YAML instead of the API server; "
             "RouterPolicy objects are not written (their would-be status is printed).",
         ),
@@ -330,11 +335,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: maps click's usage errors (exit 2) to 64, since 2 means drift."""
     try:
         result = app(args=argv, standalone_mode=False)
-    except click.UsageError as error:
+    except UsageError as error:
         error.show()
         sys.exit(EXIT_USAGE)
-    except click.exceptions.Exit as error:
+    except typer.Exit as error:
         sys.exit(error.exit_code)
-    except click.Abort:
+    except typer.Abort:
         sys.exit(EXIT_FAILED)
     sys.exit(result if isinstance(result, int) else EXIT_OK)

@@ -6,6 +6,7 @@ parsed by `sync_job.cilium`, not here. Pods and Services only carry the fields t
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,14 @@ def _str_map(value: Any) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in value.items()}
 
 
+def _is_ipv4(value: Any) -> bool:
+    try:
+        ipaddress.IPv4Address(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def pod_from_raw(raw: Mapping[str, Any]) -> Pod:
     meta = raw.get("metadata") or {}
     spec = raw.get("spec") or {}
@@ -66,8 +75,11 @@ def service_from_raw(raw: Mapping[str, Any]) -> Service:
     meta = raw.get("metadata") or {}
     spec = raw.get("spec") or {}
     ingress = ((raw.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    # The router side is /ip/firewall (IPv4): an IPv6 ingress address can never be a gateway.
     ips = tuple(
-        str(entry["ip"]) for entry in ingress if isinstance(entry, Mapping) and entry.get("ip")
+        str(entry["ip"])
+        for entry in ingress
+        if isinstance(entry, Mapping) and _is_ipv4(entry.get("ip"))
     )
     ports = spec.get("ports")
     return Service(
