@@ -9,7 +9,9 @@ The plan goes to stdout, logs to stderr. Heavy imports happen inside the command
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -22,6 +24,7 @@ from typer._click.exceptions import UsageError
 if TYPE_CHECKING:
     from sync_job.cluster import ClusterSnapshot
     from sync_job.kube import KubeClient
+    from sync_job.lease import LeaseLock
     from sync_job.routeros import RouterReader
     from sync_job.run import RunReport, SyncSettings
 
@@ -221,6 +224,61 @@ def sync(
         OutputFormat,
         typer.Option("--log-format", envvar="LOG_FORMAT", help="Log format on stderr."),
     ] = OutputFormat.text,
+    lease: Annotated[
+        bool,
+        typer.Option(
+            "--lease/--no-lease",
+            envvar="LEASE",
+            help="Hold a Lease while writing, so a manual and a scheduled run never overlap.",
+        ),
+    ] = True,
+    lease_namespace: Annotated[
+        str,
+        typer.Option("--lease-namespace", envvar="LEASE_NAMESPACE", help="Namespace of the Lease."),
+    ] = "router-policy-sync",
+    lease_name: Annotated[
+        str, typer.Option("--lease-name", envvar="LEASE_NAME", help="Name of the Lease.")
+    ] = "router-policy-sync",
+    lease_holder: Annotated[
+        str | None,
+        typer.Option(
+            "--lease-holder", envvar="LEASE_HOLDER", help="Holder identity (default: host-pid)."
+        ),
+    ] = None,
+    lease_wait: Annotated[
+        float,
+        typer.Option(
+            "--lease-wait",
+            envvar="LEASE_WAIT",
+            min=0,
+            help="Seconds to wait for a live holder before giving up (exit 1).",
+        ),
+    ] = 60.0,
+    lease_duration: Annotated[
+        int,
+        typer.Option(
+            "--lease-duration",
+            envvar="LEASE_DURATION",
+            min=10,
+            help="Seconds after which an unreleased Lease counts as expired and is taken over.",
+        ),
+    ] = 300,
+    pushgateway_url: Annotated[
+        str | None,
+        typer.Option(
+            "--pushgateway-url",
+            envvar="PUSHGATEWAY_URL",
+            help="Push run metrics to this Prometheus Pushgateway.",
+        ),
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            envvar="METRICS_FILE",
+            help="Write run metrics here (node-exporter textfile format).",
+        ),
+    ] = None,
 ) -> None:
     """Run one pass: read, plan, apply (unless --check) and write each RouterPolicy's status."""
     password = _password(mikrotik_password, mikrotik_password_file)
@@ -237,13 +295,74 @@ def sync(
     from sync_job.routeros import RouterReader, RouterSettings, RouterWriter, make_http_client
 
     router_settings = RouterSettings(
-        mikrotik_base_url, mikrotik_username, password, mikrotik_ca_file,
-        mikrotik_insecure_skip_verify, mikrotik_timeout,
-    )  # fmt: skip
+        mikrotik_base_url,
+        mikrotik_username,
+        password,
+        mikrotik_ca_file,
+        mikrotik_insecure_skip_verify,
+        mikrotik_timeout,
+    )
+    lock = LockSettings(
+        lease and not check and from_file is None,
+        lease_namespace,
+        lease_name,
+        lease_holder or _default_holder(),
+        lease_wait,
+        lease_duration,
+    )
+    started = time.monotonic()
     with make_http_client(router_settings) as http:
         router = (RouterReader if check else RouterWriter)(http, router_settings)
-        code = _run(router, settings, from_file, kubeconfig, check=check, output=output)
+        code, report = _run(
+            router, settings, from_file, kubeconfig, lock, check=check, output=output
+        )
+    if pushgateway_url or metrics_file:
+        _write_metrics(
+            report, code, time.monotonic() - started, router, pushgateway_url, metrics_file
+        )
     raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class LockSettings:
+    enabled: bool
+    namespace: str
+    name: str
+    holder: str
+    wait: float
+    duration: int
+
+
+def _default_holder() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _write_metrics(
+    report: RunReport | None,
+    code: int,
+    duration: float,
+    router: RouterReader,
+    pushgateway_url: str | None,
+    metrics_file: Path | None,
+) -> None:
+    from sync_job import metrics
+
+    last = metrics.previous_last_success(metrics_file) if metrics_file else None
+    text = metrics.exposition(
+        report,
+        success=code in (EXIT_OK, EXIT_DRIFT),
+        finished=time.time(),
+        duration=duration,
+        router_requests=router.requests,
+        last_success=last,
+    )
+    if metrics_file:
+        metrics.write_textfile(metrics_file, text)
+    if pushgateway_url:
+        metrics.push(pushgateway_url, text)
 
 
 def _secret_forms(username: str, password: str) -> list[str]:
@@ -274,9 +393,15 @@ def _sync_settings(prefix: str, reserved: list[str] | None, cluster_name: str) -
 
 
 def _run(
-    router: RouterReader, settings: SyncSettings, from_file: Path | None, kubeconfig: str | None,
-    *, check: bool, output: OutputFormat,
-) -> int:  # fmt: skip
+    router: RouterReader,
+    settings: SyncSettings,
+    from_file: Path | None,
+    kubeconfig: str | None,
+    lock: LockSettings,
+    *,
+    check: bool,
+    output: OutputFormat,
+) -> tuple[int, RunReport | None]:
     import logging
     from datetime import UTC, datetime
 
@@ -287,6 +412,7 @@ def _run(
     log = logging.getLogger("sync_job")
     kube: KubeClient | None = None
     read_cluster: Callable[[], ClusterSnapshot]
+    held: LeaseLock | None = None
     try:
         if from_file is not None:
             from sync_job.source_file import load_snapshot
@@ -298,6 +424,18 @@ def _run(
 
             kube = KubeClient(api_client(kubeconfig))
             read_cluster = kube.snapshot
+            if lock.enabled:
+                from sync_job.lease import LeaseLock
+
+                held = LeaseLock(
+                    kube,
+                    lock.namespace,
+                    lock.name,
+                    lock.holder,
+                    duration=lock.duration,
+                    wait=lock.wait,
+                )
+                held.acquire()
         report = run_once(
             read_cluster=read_cluster,
             router=router,
@@ -308,14 +446,17 @@ def _run(
         )
     except ConfigError as error:
         log.error("%s", error)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     except SyncError as error:
         log.error("nothing was written: %s", error)
-        return EXIT_FAILED
+        return EXIT_FAILED, None
+    finally:
+        if held is not None:
+            held.release()
     formatter = render.to_json if output is OutputFormat.json else render.to_text
     sys.stdout.write(formatter(report, check=check))
     sys.stdout.flush()
-    return _exit_code(report, check)
+    return _exit_code(report, check), report
 
 
 @app.command()

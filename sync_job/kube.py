@@ -87,16 +87,20 @@ class KubeClient:
                 _request_timeout=self._timeout,
             )
         except ApiException as error:
-            raise _Failed(_api_error(error), getattr(error, "status", None)) from None
+            raise KubeRequestFailed(_api_error(error), getattr(error, "status", None)) from None
         except Exception as error:  # urllib3 and socket errors: the API server is unreachable
-            raise _Failed(f"{type(error).__name__}: {error}", None) from None
+            raise KubeRequestFailed(f"{type(error).__name__}: {error}", None) from None
         data = response.data
         return json.loads(data) if data else None
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """One raw call; failures raise KubeRequestFailed carrying the HTTP status."""
+        return self._call(method, path, body=body)
 
     def list(self, path: str, what: str, query: Mapping[str, str] | None = None) -> list[Any]:
         try:
             body = self._call("GET", path, query=query)
-        except _Failed as error:
+        except KubeRequestFailed as error:
             raise SourceError(f"cannot list {what}: {error}") from None
         items = body.get("items") if isinstance(body, Mapping) else None
         if not isinstance(items, list):
@@ -143,7 +147,7 @@ class KubeClient:
         }
         try:
             created: Mapping[str, Any] = self._call("POST", ROUTER_POLICIES, body=body)
-        except _Failed as error:
+        except KubeRequestFailed as error:
             raise KubeWriteError(f"cannot create RouterPolicy {meta['name']}: {error}") from None
         return created
 
@@ -151,10 +155,20 @@ class KubeClient:
         body = {"preconditions": {"uid": uid}} if uid else None
         try:
             self._call("DELETE", f"{ROUTER_POLICIES}/{name}", body=body)
-        except _Failed as error:
+        except KubeRequestFailed as error:
             if error.status == 404:
                 return
             raise KubeWriteError(f"cannot delete RouterPolicy {name}: {error}") from None
+
+    def create_event(self, body: Mapping[str, Any]) -> None:
+        namespace = body["metadata"]["namespace"]
+        try:
+            self._call("POST", f"/api/v1/namespaces/{namespace}/events", body=dict(body))
+        except KubeRequestFailed as error:
+            name = body["involvedObject"]["name"]
+            raise KubeWriteError(
+                f"cannot record an Event on RouterPolicy {name}: {error}"
+            ) from None
 
     def patch_status(self, name: str, status: Mapping[str, Any]) -> None:
         try:
@@ -164,11 +178,11 @@ class KubeClient:
                 body={"status": dict(status)},
                 content_type="application/merge-patch+json",
             )
-        except _Failed as error:
+        except KubeRequestFailed as error:
             raise KubeWriteError(f"cannot write status of RouterPolicy {name}: {error}") from None
 
 
-class _Failed(Exception):
+class KubeRequestFailed(Exception):
     def __init__(self, message: str, status: int | None) -> None:
         super().__init__(message)
         self.status = status

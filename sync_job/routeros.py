@@ -13,6 +13,7 @@ import logging
 import random
 import ssl
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,8 +93,10 @@ class RouterReader:
         self._attempts = settings.read_attempts if settings else 4
         self._deadline = settings.deadline if settings else 120.0
         self._started = time.monotonic()
+        self.requests: Counter[str] = Counter()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        self.requests[method] += 1
         try:
             response = self._http.request(method, "/" + path, **kwargs)
         except httpx.TimeoutException as error:

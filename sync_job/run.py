@@ -20,6 +20,7 @@ from sync_job.cluster import ClusterSnapshot
 from sync_job.desired import desired_objects
 from sync_job.discovery import PodIndex, ServiceIndex, find_gateway
 from sync_job.errors import KubeWriteError
+from sync_job.events import event_body, policy_events
 from sync_job.kube import KubeClient
 from sync_job.model import PolicyError, PolicyTarget, Reason, Table
 from sync_job.ownership import Ownership
@@ -166,7 +167,9 @@ def _with_apply_failures(
     return updated
 
 
-def _write_kube(kube: KubeClient, snapshot: ClusterSnapshot, report: RunReport) -> None:
+def _write_kube(
+    kube: KubeClient, snapshot: ClusterSnapshot, report: RunReport, moment: datetime
+) -> None:
     policies = {_policy_name(policy): policy for policy in snapshot.policies}
     existing = dict(snapshot.router_policies or {})
     for change in report.kube_changes:
@@ -185,6 +188,16 @@ def _write_kube(kube: KubeClient, snapshot: ClusterSnapshot, report: RunReport) 
             continue
         try:
             kube.patch_status(name, status)
+        except KubeWriteError as error:
+            log.error("%s", error)
+            report.kube_errors.append(str(error))
+    previous = {name: _previous_status(snapshot, name) for name in report.statuses}
+    applied = report.applied.done if report.applied else []
+    for name, kind, reason, message in policy_events(report.outcomes, applied, previous):
+        if name not in existing:
+            continue
+        try:
+            kube.create_event(event_body(existing[name], kind, reason, message, moment))
         except KubeWriteError as error:
             log.error("%s", error)
             report.kube_errors.append(str(error))
@@ -222,11 +235,12 @@ def run_once(
             raise TypeError("applying a plan needs a RouterWriter")
         report.applied = apply(router_plan, router)
         report.outcomes = _with_apply_failures(report.outcomes, report.applied)
-    _build_statuses(report, snapshot, now())
+    moment = now()
+    _build_statuses(report, snapshot, moment)
     if check and snapshot.router_policies is not None:
         report.kube_changes.extend(_status_drift(report, snapshot))
     if not check and kube is not None and snapshot.router_policies is not None:
-        _write_kube(kube, snapshot, report)
+        _write_kube(kube, snapshot, report, moment)
     return report
 
 
