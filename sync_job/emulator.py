@@ -55,7 +55,8 @@ Choices where the reference says UNKNOWN or INFER:
   emulated (all but `print`, `move`, `remove`) 501 `emulator does not implement <cmd>`.
 * Query words: `<`/`>` comparisons and `#<digits>` are not emulated (400
   `unknown query operation`); `~` is not special, so such words match nothing.
-* 401 carries no `WWW-Authenticate` header.
+* Replies are compact JSON with `Content-Type: application/json` when they have a body; 401
+  carries no `WWW-Authenticate` header.
 
 Fault-injection extension point: `before_request` and `after_write` are lists of `Hook`s,
 `(method, path) -> (status, body) | None`, empty by default. `before_request` runs at the
@@ -337,7 +338,12 @@ def _is_builtin(table: str, row: Row) -> bool:
 
 
 class RouterOSEmulator:
-    """A RouterOS REST double holding filter, nat and address-list tables in memory."""
+    """A RouterOS REST double holding filter, nat and address-list tables in memory.
+
+    `requests` counts every request `handle` saw, failures included, by (METHOD, path without
+    `/rest/` and without a trailing `/<id>`). `before_request`/`after_write` are the fault
+    injection hooks described in the module docstring.
+    """
 
     def __init__(
         self, username: str = "admin", password: str = "", *, fasttrack_dummy: bool = False
@@ -380,6 +386,7 @@ class RouterOSEmulator:
             return self._store(table, row, index)
 
     def reset_counts(self) -> None:
+        """Forget the request counts (e.g. after a test's setup phase)."""
         with self._lock:
             self.requests.clear()
 

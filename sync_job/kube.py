@@ -43,14 +43,12 @@ def api_client(kubeconfig: str | None) -> Any:
         raise ConfigError(f"cannot load {where}: {error}{hint}") from None
 
 
-def _api_error(error: Exception) -> str:
-    status = getattr(error, "status", None)
-    body = getattr(error, "body", None)
+def _error_message(status: int, body: bytes | None) -> str:
     try:
-        message = json.loads(body)["message"] if body else str(error)
+        message = json.loads(body or b"")["message"]
     except (ValueError, KeyError, TypeError):
-        message = str(body or error)
-    return f"{status} {message}" if status else message
+        message = (body or b"").decode(errors="replace")[:200]
+    return f"{status} {message}"
 
 
 class KubeClient:
@@ -70,27 +68,26 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        from kubernetes.client.exceptions import ApiException
-
         key = f"{method} {path}"
         self.requests[key] = self.requests.get(key, 0) + 1
         try:
-            response = self._api.call_api(
-                path,
-                method,
+            # kubernetes >= 37 (openapi-generator 7): serialise, send, and check the status here.
+            verb, url, headers, payload, _ = self._api.param_serialize(
+                method=method,
+                resource_path=path,
                 query_params=list((query or {}).items()),
                 header_params={"Accept": "application/json", "Content-Type": content_type},
                 body=body,
                 auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=self._timeout,
             )
-        except ApiException as error:
-            raise KubeRequestFailed(_api_error(error), getattr(error, "status", None)) from None
-        except Exception as error:  # urllib3 and socket errors: the API server is unreachable
+            response = self._api.call_api(
+                verb, url, header_params=headers, body=payload, _request_timeout=self._timeout
+            )
+            data = response.read()
+        except Exception as error:  # urllib3, socket and TLS errors: the API server is unreachable
             raise KubeRequestFailed(f"{type(error).__name__}: {error}", None) from None
-        data = response.data
+        if not 200 <= response.status < 300:
+            raise KubeRequestFailed(_error_message(response.status, data), response.status)
         return json.loads(data) if data else None
 
     def request(self, method: str, path: str, body: Any = None) -> Any:

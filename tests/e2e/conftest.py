@@ -34,6 +34,7 @@ CRD_PATHS = (
     SHARED / "fixtures" / "cilium" / "crds" / "ciliumclusterwidenetworkpolicies.yaml",
 )
 E2E_DIR = Path(__file__).resolve().parent
+JOB_NAMESPACE = "router-policy-sync"
 
 STARTUP_SECONDS = pytest.StashKey[float]()
 
@@ -80,8 +81,16 @@ def control_plane(
 
 @pytest.fixture(scope="session")
 def api_client(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
-    """A client authenticated as ``admin`` (group ``system:masters``)."""
+    """A client authenticated as ``admin`` (group ``system:masters``).
+
+    Also creates the job's namespace, where runs with the default ``--lease`` keep their Lease.
+    """
     with api_client_for(control_plane.admin_kubeconfig) as api:
+        core = client.CoreV1Api(api)
+        if JOB_NAMESPACE not in {ns.metadata.name for ns in core.list_namespace().items}:
+            core.create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name=JOB_NAMESPACE))
+            )
         yield api
 
 
