@@ -3,14 +3,21 @@
 A failed write fails its policy: the policy's remaining changes are skipped, so a policy is
 never left half-way in a way the plan did not foresee, and the other policies go on. An
 authentication or TLS failure stops everything (no later request could succeed).
+
+Writes are never blindly retried. After an ambiguous failure (the connection dropped or timed
+out after sending, or RouterOS's `Session closed`) the applier re-reads what the write was about
+and only then decides: a create that did take effect is adopted instead of being sent again, so
+no duplicate is ever made; a delete whose object is gone is done.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sync_job.errors import RouterAuthError, RouterError
+from sync_job.model import Table
 from sync_job.plan import Action, Change, Plan
 from sync_job.routeros import RouterWriter
 
@@ -29,6 +36,57 @@ class ApplyResult:
         return not self.failed and not self.skipped
 
 
+def _identity_match(change: Change) -> dict[str, str]:
+    if change.table is Table.ADDRESS_LIST:
+        return {"list": change.after["list"], "address": change.after["address"]}
+    return {"comment": change.after["comment"]}
+
+
+def _create(change: Change, writer: RouterWriter, place_before: str | None) -> dict[str, str]:
+    try:
+        return writer.create(change.table, change.after, place_before=place_before)
+    except RouterError as error:
+        duplicate = error.status == 400 and "already have such entry" in error.detail
+        if not (error.ambiguous or duplicate):
+            raise
+        found = writer.find(change.table, _identity_match(change))
+        if found:
+            log.warning(
+                "%s: the create took effect (or another run made it); adopting %s",
+                change.key,
+                found[0][".id"],
+            )
+            return found[0]
+        if duplicate:
+            raise
+        log.warning("%s: the create did not take effect; sending it once more", change.key)
+        return writer.create(change.table, change.after, place_before=place_before)
+
+
+def _delete(change: Change, writer: RouterWriter) -> None:
+    try:
+        writer.delete(change.table, str(change.id))
+    except RouterError as error:
+        if error.status == 404:
+            return  # already gone: what the plan wanted
+        if not error.ambiguous:
+            raise
+        if writer.get(change.table, str(change.id)) is not None:  # it did not take effect
+            writer.delete(change.table, str(change.id))
+
+
+def _idempotent(change: Change, write: Callable[[], None], writer: RouterWriter) -> None:
+    """PATCH and move leave the same state when repeated; re-read, then repeat if needed."""
+    try:
+        write()
+    except RouterError as error:
+        if not error.ambiguous:
+            raise
+        if writer.get(change.table, str(change.id)) is None:
+            raise
+        write()
+
+
 def _execute(change: Change, writer: RouterWriter, ids: dict[str, str]) -> None:
     destination = None
     if change.destination is not None:
@@ -38,14 +96,17 @@ def _execute(change: Change, writer: RouterWriter, ids: dict[str, str]) -> None:
                 "PLAN", change.table.value, None, f"{change.destination} was not created"
             )
     if change.action is Action.CREATE:
-        created = writer.create(change.table, change.after, place_before=destination)
-        ids[change.key] = created[".id"]
+        ids[change.key] = _create(change, writer, destination)[".id"]
     elif change.action is Action.UPDATE:
-        writer.update(change.table, str(change.id), change.after)
+        _idempotent(
+            change, lambda: writer.update(change.table, str(change.id), change.after), writer
+        )
     elif change.action is Action.MOVE:
-        writer.move(change.table, [str(change.id)], str(destination))
+        _idempotent(
+            change, lambda: writer.move(change.table, [str(change.id)], str(destination)), writer
+        )
     else:
-        writer.delete(change.table, str(change.id))
+        _delete(change, writer)
 
 
 def apply(plan: Plan, writer: RouterWriter) -> ApplyResult:

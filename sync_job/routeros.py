@@ -123,7 +123,10 @@ class RouterReader:
                 "group has the read, write, api and rest-api policies",
             )  # fmt: skip
         if response.status_code >= 400:
-            raise RouterError(method, path, response.status_code, _detail(response))
+            detail = _detail(response)
+            # RouterOS's own 60 s limit: the command may or may not have run.
+            ambiguous = response.status_code == 400 and "Session closed" in detail
+            raise RouterError(method, path, response.status_code, detail, ambiguous=ambiguous)
         return response
 
     def _read(self, path: str, params: Mapping[str, str]) -> Any:
@@ -149,6 +152,20 @@ class RouterReader:
         if not isinstance(body, list) or not all(isinstance(row, dict) for row in body):
             raise RouterError("GET", table.value, 200, "the reply is not a JSON array of objects")
         return [{str(k): str(v) for k, v in row.items()} for row in body]
+
+    def find(self, table: Table, match: Mapping[str, str]) -> list[dict[str, str]]:
+        """Rows whose fields equal `match` (a server-side equality filter)."""
+        body = self._read(table.value, {**match, ".proplist": PROPLISTS[table]})
+        return [{str(k): str(v) for k, v in row.items()} for row in body or []]
+
+    def get(self, table: Table, id: str) -> dict[str, str] | None:
+        try:
+            row = self._read(f"{table.value}/{id}", {".proplist": PROPLISTS[table]})
+        except RouterError as error:
+            if error.status == 404:
+                return None
+            raise
+        return {str(k): str(v) for k, v in row.items()}
 
     def read_tables(self) -> dict[Table, list[dict[str, str]]]:
         return {table: self.rows(table) for table in Table}
