@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,6 +87,30 @@ def _synced_message(target: PolicyTarget) -> str:
     )
 
 
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+
+
+def _check_name(name: str, uses: int) -> None:
+    """Names become router list names and comments, so only names Kubernetes accepts pass."""
+    owner = f"CiliumClusterwideNetworkPolicy {name!r}"
+    if not name:
+        raise PolicyError(
+            Reason.VALIDATION_FAILED, "CiliumClusterwideNetworkPolicy: metadata.name is missing"
+        )
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        raise PolicyError(
+            Reason.VALIDATION_FAILED,
+            f"{owner}: metadata.name is not a DNS-1123 subdomain (lower-case letters, digits, "
+            "'-' and '.', at most 253 characters)",
+        )
+    if uses > 1:
+        raise PolicyError(
+            Reason.VALIDATION_FAILED, f"{owner}: metadata.name is used by {uses} policies"
+        )
+
+
 def evaluate(
     snapshot: ClusterSnapshot, settings: SyncSettings
 ) -> tuple[list[PolicyOutcome], list[PolicyTarget]]:
@@ -93,12 +119,14 @@ def evaluate(
     services = ServiceIndex(snapshot.services)
     outcomes: list[PolicyOutcome] = []
     targets: list[PolicyTarget] = []
+    names = Counter(_policy_name(raw) for raw in snapshot.policies)
     for raw in sorted(snapshot.policies, key=_policy_name):
         meta = raw.get("metadata") or {}
         name = _policy_name(raw)
         generation = meta.get("generation")
         generation = generation if isinstance(generation, int) else 0
         try:
+            _check_name(name, names[name])
             spec = parse_policy(raw, settings.reserved)
             gateway = find_gateway(spec, pods, services)
         except PolicyError as error:

@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t router-policy-sync:0.1.0 .
+# The install steps below are replayed in a fresh virtualenv by tests/test_packaging.py.
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sync_job ./sync_job
+RUN python -m venv /opt/venv
+RUN /opt/venv/bin/pip install --no-cache-dir .
+
+FROM python:3.11-slim
+COPY --from=build /opt/venv /opt/venv
+RUN useradd --system --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin sync
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 65532:65532
+ENTRYPOINT ["router-policy-sync"]
+CMD ["sync"]
