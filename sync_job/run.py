@@ -278,8 +278,14 @@ def _previous_status(snapshot: ClusterSnapshot, name: str) -> Mapping[str, Any] 
 
 
 def _build_statuses(report: RunReport, snapshot: ClusterSnapshot, moment: datetime) -> None:
+    # A RouterPolicy that is deleted and created again starts afresh, without the old status.
+    recreated = {change.name for change in report.kube_changes if change.action is Action.DELETE}
     report.statuses = {
-        outcome.name: build_status(outcome, _previous_status(snapshot, outcome.name), moment)
+        outcome.name: build_status(
+            outcome,
+            None if outcome.name in recreated else _previous_status(snapshot, outcome.name),
+            moment,
+        )
         for outcome in report.outcomes
     }
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,20 @@ def create_ccnp(
         },
     )
     return created
+
+
+@contextmanager
+def policy_with_gateway(
+    api: ApiClient, prefix: str, ip: str, ports: Iterable[tuple[str, int]], sources: Iterable[str]
+) -> Iterator[str]:
+    """An annotated policy selecting one pod behind a LoadBalancer Service; removed afterwards."""
+    namespace, name = unique(prefix), unique(f"{prefix}-web")
+    create_namespace(api, namespace)
+    create_pod(api, namespace, "web-0", {"app": "web"})
+    create_lb_service(api, namespace, "web", {"app": "web"}, ports, ip)
+    create_ccnp(api, name, namespace, {"app": "web"}, sources)
+    try:
+        yield name
+    finally:
+        delete_quietly(api, f"{CCNP}/{name}")
+        delete_quietly(api, f"{RP}/{name}")

@@ -11,13 +11,9 @@ from k8s import (
     CCNP,
     RP,
     call,
-    create_ccnp,
-    create_lb_service,
-    create_namespace,
-    create_pod,
     delete_quietly,
     get_or_none,
-    unique,
+    policy_with_gateway,
 )
 from kubernetes.client import ApiClient
 
@@ -59,14 +55,10 @@ def hold_lease(api: ApiClient, holder: str, renewed: datetime, duration: int = 3
 
 @pytest.fixture
 def policy(api_client: ApiClient) -> Iterator[str]:
-    namespace, name = unique("lease"), unique("lease-web")
-    create_namespace(api_client, namespace)
-    create_pod(api_client, namespace, "web-0", {"app": "web"})
-    create_lb_service(api_client, namespace, "web", {"app": "web"}, [("TCP", 80)], "10.0.0.50")
-    create_ccnp(api_client, name, namespace, {"app": "web"}, ["203.0.113.50/32"])
-    yield name
-    delete_quietly(api_client, f"{CCNP}/{name}")
-    delete_quietly(api_client, f"{RP}/{name}")
+    with policy_with_gateway(
+        api_client, "lease", "10.0.0.50", [("TCP", 80)], ["203.0.113.50/32"]
+    ) as name:
+        yield name
 
 
 def test_a_live_holder_makes_a_run_wait_then_exit_1_without_writing(

@@ -16,13 +16,10 @@ from k8s import (
     RP,
     apply,
     call,
-    create_ccnp,
-    create_lb_service,
-    create_namespace,
-    create_pod,
     delete_quietly,
     get_or_none,
     manifest_objects,
+    policy_with_gateway,
     unique,
 )
 from kubernetes.client import ApiClient
@@ -92,14 +89,10 @@ def sync(kubeconfig: Path, router: Router, *extra: str) -> int:
 
 @pytest.fixture
 def policy(api_client: ApiClient) -> Iterator[str]:
-    namespace, name = unique("rbac"), unique("rbac-web")
-    create_namespace(api_client, namespace)
-    create_pod(api_client, namespace, "web-0", {"app": "web"})
-    create_lb_service(api_client, namespace, "web", {"app": "web"}, [("TCP", 443)], "10.0.0.40")
-    create_ccnp(api_client, name, namespace, {"app": "web"}, ["203.0.113.40/32"])
-    yield name
-    delete_quietly(api_client, f"{CCNP}/{name}")
-    delete_quietly(api_client, f"{RP}/{name}")
+    with policy_with_gateway(
+        api_client, "rbac", "10.0.0.40", [("TCP", 443)], ["203.0.113.40/32"]
+    ) as name:
+        yield name
 
 
 def test_service_account_token_alone_runs_the_whole_scenario(
