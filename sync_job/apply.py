@@ -2,24 +2,29 @@
 
 A failed write fails its policy: the policy's remaining changes are skipped, so a policy is
 never left half-way in a way the plan did not foresee, and the other policies go on. An
-authentication or TLS failure stops everything (no later request could succeed).
+authentication or TLS failure, or the client's deadline passing, stops everything (no later
+request could succeed). A filter rule whose planned successor was not created (its policy
+failed) is placed before that successor's own successor instead, so the block stays ordered and
+one policy's failure does not fail its neighbours.
 
 Writes are never blindly retried. After an ambiguous failure (the connection dropped or timed
-out after sending, or RouterOS's `Session closed`) the applier re-reads what the write was about
-and only then decides: a create that did take effect is adopted instead of being sent again, so
-no duplicate is ever made; a delete whose object is gone is done.
+out after sending, a 5xx, RouterOS's `Session closed`) the applier re-reads what the write was
+about and only then decides: a create that did take effect is adopted instead of being sent
+again, so no duplicate is ever made; a delete whose object is gone is done; an update whose
+fields already hold is done; a move is repeated only once its rule is known to exist (a move is
+idempotent).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sync_job.errors import RouterAuthError, RouterError
 from sync_job.model import Table
 from sync_job.plan import Action, Change, Plan
-from sync_job.routeros import RouterWriter
+from sync_job.planner import normalise
+from sync_job.routeros import RouterDeadline, RouterWriter
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +80,29 @@ def _delete(change: Change, writer: RouterWriter) -> None:
             writer.delete(change.table, str(change.id))
 
 
-def _idempotent(change: Change, write: Callable[[], None], writer: RouterWriter) -> None:
-    """PATCH and move leave the same state when repeated; re-read, then repeat if needed."""
+def _update(change: Change, writer: RouterWriter) -> None:
+    def write() -> None:
+        writer.update(change.table, str(change.id), change.after)
+
+    try:
+        write()
+    except RouterError as error:
+        if not error.ambiguous:
+            raise
+        row = writer.get(change.table, str(change.id))
+        if row is None:
+            raise
+        if all(normalise(k, row.get(k, "")) == normalise(k, v) for k, v in change.after.items()):
+            log.warning("%s: the update took effect; not sending it again", change.key)
+            return
+        log.warning("%s: the update did not take effect; sending it once more", change.key)
+        write()
+
+
+def _move(change: Change, writer: RouterWriter, destination: str) -> None:
+    def write() -> None:
+        writer.move(change.table, [str(change.id)], destination)
+
     try:
         write()
     except RouterError as error:
@@ -84,34 +110,57 @@ def _idempotent(change: Change, write: Callable[[], None], writer: RouterWriter)
             raise
         if writer.get(change.table, str(change.id)) is None:
             raise
-        write()
+        log.warning("%s: the move may not have taken effect; sending it once more", change.key)
+        write()  # a move to the same destination leaves the same order when repeated
 
 
-def _execute(change: Change, writer: RouterWriter, ids: dict[str, str]) -> None:
-    destination = None
-    if change.destination is not None:
-        destination = change.destination_id or ids.get(change.destination)
-        if destination is None:
-            raise RouterError(
-                "PLAN", change.table.value, None, f"{change.destination} was not created"
+class _Placement:
+    """Resolves a change's `destination` to an `.id`, falling back along the planned chain."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.ids: dict[str, str] = {}
+        self._creates = {
+            c.key: c for c in plan.changes if c.action is Action.CREATE and c.destination
+        }
+
+    def resolve(self, change: Change) -> str | None:
+        if change.destination is None:
+            return None
+        key, known = change.destination, change.destination_id
+        seen: set[str] = set()
+        while known is None and key not in self.ids:
+            upstream = self._creates.get(key)
+            if upstream is None or key in seen or upstream.destination is None:
+                raise RouterError(
+                    "PLAN", change.table.value, None, f"{change.destination} was not created"
+                )
+            seen.add(key)
+            key, known = upstream.destination, upstream.destination_id
+        if key != change.destination:
+            log.warning(
+                "%s: %s was not created; placing it before %s instead",
+                change.key,
+                change.destination,
+                key,
             )
+        return known or self.ids[key]
+
+
+def _execute(change: Change, writer: RouterWriter, placement: _Placement) -> None:
+    destination = placement.resolve(change)
     if change.action is Action.CREATE:
-        ids[change.key] = _create(change, writer, destination)[".id"]
+        placement.ids[change.key] = _create(change, writer, destination)[".id"]
     elif change.action is Action.UPDATE:
-        _idempotent(
-            change, lambda: writer.update(change.table, str(change.id), change.after), writer
-        )
+        _update(change, writer)
     elif change.action is Action.MOVE:
-        _idempotent(
-            change, lambda: writer.move(change.table, [str(change.id)], str(destination)), writer
-        )
+        _move(change, writer, str(destination))
     else:
         _delete(change, writer)
 
 
 def apply(plan: Plan, writer: RouterWriter) -> ApplyResult:
     result = ApplyResult()
-    ids: dict[str, str] = {}
+    placement = _Placement(plan)
     pending = list(plan.changes)
     while pending:
         change = pending.pop(0)
@@ -119,8 +168,8 @@ def apply(plan: Plan, writer: RouterWriter) -> ApplyResult:
             result.skipped.append(change)
             continue
         try:
-            _execute(change, writer, ids)
-        except RouterAuthError as error:
+            _execute(change, writer, placement)
+        except (RouterAuthError, RouterDeadline) as error:
             log.error("stopping: %s", error)
             result.failed.append((change, str(error)))
             for blocked in (change, *pending):

@@ -169,10 +169,12 @@ def sync(
         ),
     ] = None,
     mikrotik_ca_file: Annotated[
-        str | None,
+        Path | None,
         typer.Option(
             "--mikrotik-ca-file",
             envvar="MIKROTIK_CA_FILE",
+            exists=True,
+            dir_okay=False,
             help="CA bundle that signed the router's certificate.",
         ),
     ] = None,
@@ -298,7 +300,7 @@ def sync(
         mikrotik_base_url,
         mikrotik_username,
         password,
-        mikrotik_ca_file,
+        str(mikrotik_ca_file) if mikrotik_ca_file else None,
         mikrotik_insecure_skip_verify,
         mikrotik_timeout,
     )

@@ -58,12 +58,26 @@ Choices where the reference says UNKNOWN or INFER:
 * Replies are compact JSON with `Content-Type: application/json` when they have a body; 401
   carries no `WWW-Authenticate` header.
 
-Fault-injection extension point: `before_request` and `after_write` are lists of `Hook`s,
-`(method, path) -> (status, body) | None`, empty by default. `before_request` runs at the
-top of `handle` (after counting, before auth); the first non-None reply is returned as is.
+Fault-injection extension point: `before_request`, `after_write` and `after_request` are lists
+of `Hook`s, `(method, path) -> (status, body) | None`, empty by default. `before_request` runs at
+the top of `handle` (after counting, before auth); the first non-None reply is returned as is.
 `after_write` runs after a request changed state; a non-None reply replaces the real one while
-the change stays applied (a 400 does not prove nothing changed, 2.2). Hooks run under the
-emulator's re-entrant lock and may call `rows()`/`seed()`.
+the change stays applied (a 400 does not prove nothing changed, 2.2). `after_request` runs last,
+after every request that got as far as being processed, and may replace the reply the same way.
+Besides returning a reply, a hook may raise `DropConnection` (the connection closes with no
+reply: from `before_request` nothing was processed, from the later lists the change stays
+applied), `DelayReply(seconds)` (the request is processed normally and its reply is delivered
+that much later; the in-process transport raises `httpx.ReadTimeout` at once instead of waiting
+when the delay reaches the client's read timeout, `serve()` really sleeps in the handler thread)
+or `Crash` (a `BaseException`: the client process "dies" at that instant, tearing through every
+`except Exception`; in-process only, `serve()` turns it into a dropped connection). Hooks run
+under the emulator's re-entrant lock and may call `rows()`/`seed()`.
+
+`Faults(emulator)` builds the fault modes tests switch on from those hooks: an error status
+(500, 503, 401, 400 with a `detail`, ...) for the Nth request or for a seeded fraction of
+requests, a reply delayed past the client timeout, a connection dropped before the request was
+processed or after a write took effect, RouterOS's `400 Session closed`, and a crash right after
+the Nth write. See `Fault` and `Faults`.
 """
 
 from __future__ import annotations
@@ -74,12 +88,14 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import random
 import re
 import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -94,7 +110,34 @@ TABLES = (FILTER, NAT, ADDRESS_LIST)
 RULE_TABLES = (FILTER, NAT)
 
 Row = dict[str, str]
-Hook = Callable[[str, str], tuple[int, bytes] | None]
+Reply = tuple[int, bytes]
+Hook = Callable[[str, str], Reply | None]
+WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE", "POST"})
+ALL_METHODS = frozenset({"GET", *WRITE_METHODS})
+
+
+class DropConnection(Exception):
+    """Raised by a hook: close the connection without any reply."""
+
+
+class DelayReply(Exception):
+    """Raised by a hook: process the request, deliver its reply `seconds` late.
+
+    `handle` re-raises it with `reply` set to the reply the client would have received.
+    """
+
+    def __init__(self, seconds: float, reply: Reply | None = None) -> None:
+        super().__init__(f"reply delayed by {seconds}s")
+        self.seconds = seconds
+        self.reply = reply
+
+
+class Crash(BaseException):
+    """Raised by a hook: the client process is killed at this instant (in-process runs only).
+
+    A `BaseException`, like `KeyboardInterrupt`, so that no `except Exception` in the client can
+    catch it and carry on: the run stops exactly where a `kill -9` would have stopped it.
+    """
 
 
 def _words(*texts: str) -> frozenset[str]:
@@ -337,6 +380,25 @@ def _is_builtin(table: str, row: Row) -> bool:
     return table in RULE_TABLES and row.get("dynamic") == "true"
 
 
+def _run_hooks(hooks: list[Hook], method: str, path: str, delay: list[float]) -> Reply | None:
+    """The first reply a hook injects; a `DelayReply` is noted in `delay` and the rest run."""
+    for hook in hooks:
+        try:
+            injected = hook(method, path)
+        except DelayReply as slow:
+            delay.append(slow.seconds)
+            continue
+        if injected is not None:
+            return injected
+    return None
+
+
+def _delayed(delay: list[float], reply: Reply) -> Reply:
+    if delay:
+        raise DelayReply(max(delay), reply)
+    return reply
+
+
 class RouterOSEmulator:
     """A RouterOS REST double holding filter, nat and address-list tables in memory.
 
@@ -356,6 +418,7 @@ class RouterOSEmulator:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.before_request: list[Hook] = []
         self.after_write: list[Hook] = []
+        self.after_request: list[Hook] = []
         if fasttrack_dummy:
             dummy = {"chain": "forward", "action": "passthrough", "comment": FASTTRACK_COMMENT}
             self.seed(FILTER, dummy, dynamic=True)
@@ -405,22 +468,20 @@ class RouterOSEmulator:
         with self._lock:
             self.requests[(method, count_key(path))] += 1
             path = unquote(path)
-            for hook in self.before_request:
-                injected = hook(method, path)
-                if injected is not None:
-                    return injected
+            delay: list[float] = []
+            injected = _run_hooks(self.before_request, method, path, delay)
+            if injected is not None:
+                return _delayed(delay, injected)
             writes = self._writes
             try:
                 status, payload = self._dispatch(method, path, query, body, authorization)
-                reply = status, b"" if payload is None else _dumps(payload)
+                reply: Reply = status, b"" if payload is None else _dumps(payload)
             except _RestError as err:
                 reply = err.status, error_body(err.status, err.detail)
             if self._writes != writes:
-                for hook in self.after_write:
-                    injected = hook(method, path)
-                    if injected is not None:
-                        return injected
-            return reply
+                reply = _run_hooks(self.after_write, method, path, delay) or reply
+            reply = _run_hooks(self.after_request, method, path, delay) or reply
+            return _delayed(delay, reply)
 
     def _dispatch(
         self, method: str, path: str, query: Mapping[str, str], body: bytes, auth: str | None
@@ -675,7 +736,20 @@ class RouterOSEmulator:
             path = request.url.raw_path.decode("ascii").partition("?")[0]
             query = dict(request.url.params.items())
             auth = request.headers.get("Authorization")
-            status, payload = self.handle(request.method, path, query, request.read(), auth)
+            try:
+                status, payload = self.handle(request.method, path, query, request.read(), auth)
+            except DropConnection:
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                ) from None
+            except DelayReply as slow:
+                timeout = (request.extensions.get("timeout") or {}).get("read")
+                if timeout is not None and slow.seconds >= timeout:
+                    raise httpx.ReadTimeout(
+                        "The read operation timed out", request=request
+                    ) from None
+                time.sleep(slow.seconds)
+                status, payload = slow.reply or (504, b"")
             headers = {"Content-Type": "application/json"} if payload else {}
             return httpx.Response(status, content=payload, headers=headers)
 
@@ -735,7 +809,14 @@ def _handler_class(emulator: RouterOSEmulator) -> type[BaseHTTPRequestHandler]:
             path, _, raw_query = self.path.partition("?")
             query = dict(parse_qsl(raw_query, keep_blank_values=True))
             auth = self.headers.get("Authorization")
-            status, payload = emulator.handle(self.command, path, query, body, auth)
+            try:
+                status, payload = emulator.handle(self.command, path, query, body, auth)
+            except (DropConnection, Crash):
+                self.close_connection = True  # no status line, no headers: the socket just closes
+                return
+            except DelayReply as slow:
+                time.sleep(slow.seconds)  # outside the emulator's lock: other clients go on
+                status, payload = slow.reply or (504, b"")
             self.send_response(status)
             if payload:
                 self.send_header("Content-Type", "application/json")
@@ -749,3 +830,266 @@ def _handler_class(emulator: RouterOSEmulator) -> type[BaseHTTPRequestHandler]:
             """Stay quiet: tests read the `requests` counter instead of access logs."""
 
     return Handler
+
+
+# -- fault modes --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """What happens to one request; build one with the class methods.
+
+    `applied=False` faults act before the request is processed (nothing changes on the
+    router); `applied=True` faults let it run first, so a write takes effect and only the reply
+    is lost or replaced: the client cannot tell which of the two happened.
+    """
+
+    status: int | None = None
+    detail: str | None = None
+    drop: bool = False
+    delay: float = 0.0
+    crash: bool = False
+    applied: bool = False
+
+    @classmethod
+    def error(cls, status: int, detail: str | None = None, *, applied: bool = False) -> Fault:
+        """Reply `status` with RouterOS's error envelope (and `detail` when given)."""
+        return cls(status=status, detail=detail, applied=applied)
+
+    @classmethod
+    def session_closed(cls, *, applied: bool = True) -> Fault:
+        """RouterOS's 60 s limit: `400 {"detail":"Session closed"}`; by default it ran anyway."""
+        return cls(status=400, detail="Session closed", applied=applied)
+
+    @classmethod
+    def dropped_before(cls) -> Fault:
+        """The connection closes before the request reached the router: nothing happened."""
+        return cls(drop=True)
+
+    @classmethod
+    def dropped_after(cls) -> Fault:
+        """The request ran (a write took effect), then the connection closed without a reply."""
+        return cls(drop=True, applied=True)
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """The request runs at once; its reply comes `seconds` late (past a client timeout)."""
+        return cls(delay=seconds, applied=True)
+
+    @classmethod
+    def crashed(cls) -> Fault:
+        """The request ran, then the client process was killed before it saw the reply."""
+        return cls(crash=True, applied=True)
+
+    def describe(self) -> str:
+        if self.crash:
+            return "crash"
+        if self.drop:
+            return "drop after" if self.applied else "drop before"
+        if self.delay:
+            return f"delay {self.delay}s"
+        text = f"{self.status}" + (f" {self.detail}" if self.detail else "")
+        return text + (" (applied)" if self.applied else "")
+
+
+@dataclass(slots=True)
+class _Rule:
+    fault: Fault | None  # None: drawn from `choices` with `rng`
+    methods: frozenset[str]
+    nth: int | None = None  # fire on the nth matching request (or write), once
+    per_write: bool = False  # count writes that took effect instead of requests
+    fraction: float = 0.0
+    rng: random.Random | None = None
+    choices: tuple[Fault, ...] = ()
+    seen: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Injected:
+    """One fault that fired: the request's 1-based number (of all requests `Faults` saw), the
+    write's number when it was a counted write (else 0), the request and the fault."""
+
+    request: int
+    write: int
+    method: str
+    path: str
+    fault: str
+
+
+@dataclass(eq=False)
+class Faults:
+    """Switchable fault modes on one emulator, built on its hooks.
+
+    Requests are numbered from 1 in the order the emulator received them since this `Faults`
+    was created, whenever a rule is added; with `methods` a rule counts only requests of those
+    methods (e.g. `WRITE_METHODS`: "the Nth write request"). Writes (`on_write`,
+    `drop_after_write`, `crash_after_write`) are numbered from 1 among the requests that changed
+    state. A rule for a number already passed is refused. The first rule that fires decides a
+    request's fate; every firing is logged in `injected`. `fail_fraction` draws from its own
+    `random.Random(seed)` for every request it counts, so a given sequence of requests always
+    meets the same faults.
+    """
+
+    emulator: RouterOSEmulator
+    injected: list[Injected] = field(default_factory=list)
+    requests_seen: int = 0
+    writes_seen: int = 0
+    _by_method: Counter[str] = field(default_factory=Counter)
+    _rules: list[_Rule] = field(default_factory=list)
+    _pending: tuple[Fault, int] | None = None
+
+    def __post_init__(self) -> None:
+        self.emulator.before_request.append(self._before)
+        self.emulator.after_write.append(self._after_write)
+        self.emulator.after_request.append(self._after)
+
+    # -- switching faults on --------------------------------------------------------------------
+
+    def on_request(self, n: int, fault: Fault, *, methods: Collection[str] = ALL_METHODS) -> Faults:
+        """`fault` for the `n`th request of `methods` (1-based)."""
+        if n < 1:
+            raise ValueError("requests are numbered from 1")
+        return self._add(_Rule(fault, _methods(methods), nth=n))
+
+    def on_write(self, n: int, fault: Fault) -> Faults:
+        """`fault` (an applied one) right after the `n`th write that changed state (1-based)."""
+        if n < 1 or not fault.applied:
+            raise ValueError("writes are numbered from 1 and only applied faults follow them")
+        return self._add(_Rule(fault, WRITE_METHODS, nth=n, per_write=True))
+
+    def fail_nth(
+        self,
+        n: int,
+        status: int,
+        detail: str | None = None,
+        *,
+        methods: Collection[str] = ALL_METHODS,
+        applied: bool = False,
+    ) -> Faults:
+        """Reply `status` (and a RouterOS `detail`) to the `n`th request of `methods`."""
+        return self.on_request(n, Fault.error(status, detail, applied=applied), methods=methods)
+
+    def fail_fraction(
+        self,
+        p: float,
+        seed: int,
+        choices: Sequence[int | Fault] = (500, 503),
+        *,
+        methods: Collection[str] = ALL_METHODS,
+    ) -> Faults:
+        """Each request of `methods` fails with probability `p`, as one of `choices` (a status or
+        a `Fault`), both drawn from `random.Random(seed)`."""
+        if not 0.0 <= p <= 1.0 or not choices:
+            raise ValueError("p must be in [0, 1] and choices non-empty")
+        faults = tuple(c if isinstance(c, Fault) else Fault.error(c) for c in choices)
+        rule = _Rule(None, _methods(methods), fraction=p, rng=random.Random(seed), choices=faults)
+        return self._add(rule)
+
+    def delay_nth(
+        self, n: int, seconds: float, *, methods: Collection[str] = ALL_METHODS
+    ) -> Faults:
+        """Process the `n`th request of `methods` at once but reply `seconds` late."""
+        return self.on_request(n, Fault.slow(seconds), methods=methods)
+
+    def drop_before(self, n: int, *, methods: Collection[str] = ALL_METHODS) -> Faults:
+        """Close the connection of the `n`th request of `methods` before it is processed."""
+        return self.on_request(n, Fault.dropped_before(), methods=methods)
+
+    def drop_after_write(self, n: int) -> Faults:
+        """Let the `n`th write take effect, then close the connection without a reply."""
+        return self.on_write(n, Fault.dropped_after())
+
+    def session_closed(
+        self, n: int, *, methods: Collection[str] = WRITE_METHODS, applied: bool = True
+    ) -> Faults:
+        """RouterOS's `400 Session closed` for the `n`th request of `methods`; by default the
+        request ran anyway (the limit is on the reply, not on the command)."""
+        return self.on_request(n, Fault.session_closed(applied=applied), methods=methods)
+
+    def crash_after_write(self, n: int) -> Faults:
+        """Let the `n`th write take effect, then raise `Crash` in the client (in-process)."""
+        return self.on_write(n, Fault.crashed())
+
+    def clear(self) -> None:
+        """Switch every fault off (the log and the counters stay)."""
+        with self.emulator._lock:
+            self._rules.clear()
+            self._pending = None
+
+    # -- the hooks ------------------------------------------------------------------------------
+
+    def _add(self, rule: _Rule) -> Faults:
+        with self.emulator._lock:
+            if rule.per_write:
+                rule.seen = self.writes_seen
+            else:
+                rule.seen = sum(self._by_method[method] for method in rule.methods)
+            if rule.nth is not None and rule.nth <= rule.seen:
+                raise ValueError(f"request or write {rule.nth} has already happened")
+            self._rules.append(rule)
+        return self
+
+    def _before(self, method: str, path: str) -> Reply | None:
+        self.requests_seen += 1
+        self._by_method[method] += 1
+        self._pending = None
+        chosen: Fault | None = None
+        for rule in self._rules:
+            if rule.per_write or method not in rule.methods:
+                continue
+            rule.seen += 1
+            fault = self._draw(rule)
+            if chosen is None and fault is not None:
+                chosen = fault
+        if chosen is None:
+            return None
+        if chosen.applied:
+            self._pending = chosen, 0
+            return None
+        return self._fire(chosen, method, path, 0)
+
+    def _after_write(self, method: str, path: str) -> Reply | None:
+        self.writes_seen += 1
+        for rule in self._rules:
+            if rule.per_write:
+                rule.seen += 1
+                fault = self._draw(rule)
+                if fault is not None and self._pending is None:
+                    self._pending = fault, self.writes_seen
+        if self._pending is not None and not self._pending[1]:
+            self._pending = self._pending[0], self.writes_seen
+        return None
+
+    def _after(self, method: str, path: str) -> Reply | None:
+        if self._pending is None:
+            return None
+        fault, write = self._pending
+        self._pending = None
+        return self._fire(fault, method, path, write)
+
+    @staticmethod
+    def _draw(rule: _Rule) -> Fault | None:
+        if rule.nth is not None:
+            return rule.fault if rule.seen == rule.nth else None
+        assert rule.rng is not None
+        hit = rule.rng.random() < rule.fraction
+        pick = rule.rng.choice(rule.choices)  # drawn every time: the stream never depends on hits
+        return pick if hit else None
+
+    def _fire(self, fault: Fault, method: str, path: str, write: int) -> Reply:
+        self.injected.append(Injected(self.requests_seen, write, method, path, fault.describe()))
+        if fault.crash:
+            raise Crash(f"killed after write {write} ({method} {path})")
+        if fault.drop:
+            raise DropConnection(f"{method} {path}")
+        if fault.delay:
+            raise DelayReply(fault.delay)
+        assert fault.status is not None
+        return fault.status, error_body(fault.status, fault.detail)
+
+
+def _methods(methods: Collection[str]) -> frozenset[str]:
+    chosen = frozenset(m.upper() for m in methods)
+    if not chosen <= ALL_METHODS:
+        raise ValueError(f"unknown methods {sorted(chosen - ALL_METHODS)}")
+    return chosen

@@ -1,20 +1,29 @@
 """RouterOS REST client: `RouterReader` reads the three firewall tables, `RouterWriter` adds writes.
 
 `--check` is handed a `RouterReader`, which has no method that could change the router. Reads are
-retried with capped, jittered exponential backoff on connection errors, timeouts and 5xx; writes
-are never retried here (the applier decides after re-reading). Every httpx failure becomes a
-`RouterError` naming the request; credentials are never part of a message.
+retried with capped, jittered exponential backoff on connection errors, timeouts, 5xx and
+RouterOS's `Session closed`; writes are never retried here (the applier decides after
+re-reading). A write whose outcome is unknown (the connection dropped or timed out after sending,
+a 5xx, `Session closed`, a reply that cannot be parsed) raises a `RouterError` with `ambiguous`
+set. 401/403, the `not enough permissions` 500 and TLS failures raise `RouterAuthError` at once
+(no later request could succeed), saying what to check.
+
+The whole client is bounded by `RouterSettings.deadline`, counted from its creation: no request
+starts after it, and each request's timeout is cut to the time left, so a run ends on its own
+well inside the CronJob's `activeDeadlineSeconds` (240 s) instead of being killed. Every httpx
+failure becomes a `RouterError` naming the request; credentials are never part of a message.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
 import ssl
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +44,19 @@ PROPLISTS: Mapping[Table, str] = {
 }
 
 
+# What a router user's group must allow; 401 (no `rest-api`) and the permission 500s say so.
+NEEDED_POLICIES = "read, write, api and rest-api"
+# RouterOS's 500 details when the group lacks `api` or `read`/`write` (reference 2.2).
+_PERMISSION_DETAILS = ("not enough permissions", "std failure: not allowed")
+BACKOFF_START = 0.2
+BACKOFF_CAP = 5.0
+
+
 @dataclass(frozen=True, slots=True)
 class RouterSettings:
+    """`deadline` bounds every request of one client together (seconds from its creation); the
+    default leaves a run ample room inside the CronJob's activeDeadlineSeconds of 240 s."""
+
     base_url: str
     username: str
     password: str
@@ -47,13 +67,44 @@ class RouterSettings:
     deadline: float = 120.0
 
 
+class RouterDeadline(RouterUnreachable):
+    """The client's total deadline has passed: nothing more is sent to the router."""
+
+
+def _secret_forms(settings: RouterSettings) -> list[str]:
+    basic = base64.b64encode(f"{settings.username}:{settings.password}".encode()).decode()
+    return [form for form in (settings.password, basic) if settings.password]
+
+
+def _safe_url(url: str) -> str:
+    """The URL without any `user:password@` part, for messages."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
+
+
 def _verify(settings: RouterSettings) -> ssl.SSLContext | bool:
     if settings.insecure_skip_verify:
         log.warning("TLS verification of the router is OFF (--mikrotik-insecure-skip-verify)")
         return False
     if settings.ca_file:
-        return ssl.create_default_context(cafile=settings.ca_file)
+        try:
+            return ssl.create_default_context(cafile=settings.ca_file)
+        except (OSError, ssl.SSLError, ValueError) as error:
+            # Never a traceback, and never a silent fallback to the system CAs: a context that
+            # trusts nothing makes every TLS request fail with a RouterAuthError.
+            log.error(
+                "cannot load --mikrotik-ca-file %s (%s): no router certificate can be trusted",
+                settings.ca_file,
+                getattr(error, "strerror", None) or error,
+            )
+            return _trust_nothing()
     return True
+
+
+def _trust_nothing() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no CA at all
+    return context
 
 
 def make_http_client(
@@ -62,7 +113,7 @@ def make_http_client(
     if settings.base_url.startswith("http://"):
         log.warning(
             "router URL %s is plain HTTP: the password and firewall travel unencrypted",
-            settings.base_url,
+            _safe_url(settings.base_url),
         )
     return httpx.Client(
         base_url=settings.base_url.rstrip("/"),
@@ -86,89 +137,173 @@ def _detail(response: httpx.Response) -> str:
 
 
 class RouterReader:
-    """GET-only access to the router."""
+    """GET-only access to the router.
 
-    def __init__(self, http: httpx.Client, settings: RouterSettings | None = None) -> None:
+    `sleep`, `clock` and `rng` are injectable so tests can check the backoff without waiting.
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        settings: RouterSettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
         self._http = http
-        self._attempts = settings.read_attempts if settings else 4
+        self._attempts = max(1, settings.read_attempts if settings else 4)
         self._deadline = settings.deadline if settings else 120.0
-        self._started = time.monotonic()
+        self._timeout = settings.timeout if settings else 10.0
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._started = clock()
+        # Never part of a message: a router (or a proxy) may echo what it was sent.
+        self._secrets = _secret_forms(settings) if settings else []
         self.requests: Counter[str] = Counter()
 
+    def _scrub(self, text: object) -> str:
+        clean = str(text)
+        for secret in self._secrets:
+            clean = clean.replace(secret, "***")
+        return clean
+
+    def _remaining(self, method: str, path: str) -> float:
+        remaining = self._deadline - (self._clock() - self._started)
+        if remaining <= 0:
+            raise RouterDeadline(
+                method, path, None,
+                f"not sent: the router deadline of {self._deadline:g}s has passed",
+            )  # fmt: skip
+        return remaining
+
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        timeout = min(self._timeout, self._remaining(method, path))
         self.requests[method] += 1
+        write = method != "GET"
         try:
-            response = self._http.request(method, "/" + path, **kwargs)
-        except httpx.TimeoutException as error:
+            response = self._http.request(method, "/" + path, timeout=timeout, **kwargs)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            # Nothing was sent: never ambiguous.
             raise RouterUnreachable(
-                method, path, None, f"timed out ({error})", ambiguous=True
+                method, path, None, f"cannot connect ({self._scrub(error)})"
             ) from None
+        except httpx.TimeoutException as error:
+            what = f"timed out after {timeout:g}s ({self._scrub(error)})"
+            raise RouterUnreachable(method, path, None, what, ambiguous=True) from None
         except httpx.ConnectError as error:
-            if isinstance(error.__cause__ or error.__context__, ssl.SSLError) or "CERTIFICATE" in (
-                str(error)
-            ):
-                raise RouterAuthError(
-                    method, path, None,
-                    f"TLS handshake failed ({error}); check --mikrotik-ca-file",
-                ) from None  # fmt: skip
-            raise RouterUnreachable(method, path, None, f"cannot connect ({error})") from None
+            tls = _tls_failure(error)
+            if tls is not None:
+                raise RouterAuthError(method, path, None, self._scrub(tls)) from None
+            raise RouterUnreachable(
+                method, path, None, f"cannot connect ({self._scrub(error)})"
+            ) from None
         except httpx.TransportError as error:
             raise RouterUnreachable(
-                method, path, None, f"connection lost ({error})", ambiguous=True
+                method, path, None, f"connection lost ({self._scrub(error)})", ambiguous=True
             ) from None
-        if response.status_code in (401, 403):
+        status = response.status_code
+        if status in (401, 403):
             raise RouterAuthError(
-                method, path, response.status_code,
-                f"{_detail(response)}; check the router username and password and that its "
-                "group has the read, write, api and rest-api policies",
+                method, path, status,
+                f"{self._scrub(_detail(response))}; check the router username and password "
+                f"and that its group has the {NEEDED_POLICIES} policies",
             )  # fmt: skip
-        if response.status_code >= 400:
-            detail = _detail(response)
-            # RouterOS's own 60 s limit: the command may or may not have run.
-            ambiguous = response.status_code == 400 and "Session closed" in detail
-            raise RouterError(method, path, response.status_code, detail, ambiguous=ambiguous)
+        if status >= 400:
+            detail = self._scrub(_detail(response))
+            if status >= 500 and any(word in detail for word in _PERMISSION_DETAILS):
+                raise RouterAuthError(
+                    method, path, status,
+                    f"{detail}; the router user's group needs the {NEEDED_POLICIES} policies",
+                )  # fmt: skip
+            # RouterOS's own 60 s limit, or a server error: the command may or may not have run.
+            ambiguous = (status == 400 and "Session closed" in detail) or (write and status >= 500)
+            raise RouterError(method, path, status, detail, ambiguous=ambiguous)
         return response
 
     def _read(self, path: str, params: Mapping[str, str]) -> Any:
-        delay = 0.2
+        delay = BACKOFF_START
         for attempt in range(1, self._attempts + 1):
             try:
                 response = self._send("GET", path, params=params)
-                return json.loads(response.content)
-            except RouterAuthError:
+                return _json(response, "GET", path)
+            except (RouterAuthError, RouterDeadline):
                 raise
             except RouterError as error:
-                retryable = error.status is None or error.status >= 500
-                late = time.monotonic() - self._started + delay > self._deadline
+                retryable = error.status is None or error.status >= 500 or error.ambiguous
+                pause = min(delay, BACKOFF_CAP) * self._rng.uniform(0.5, 1.5)
+                elapsed = self._clock() - self._started
+                late = elapsed + pause >= self._deadline
                 if not retryable or attempt == self._attempts or late:
                     raise
-                log.warning("%s; retrying in %.1fs (attempt %d)", error, delay, attempt)
-            time.sleep(delay * random.uniform(0.5, 1.5))
+                log.warning("%s; retrying in %.2fs (attempt %d)", error, pause, attempt)
+            self._sleep(pause)
             delay *= 2
         raise AssertionError("unreachable")
 
     def rows(self, table: Table) -> list[dict[str, str]]:
-        body = self._read(table.value, {".proplist": PROPLISTS[table]})
-        if not isinstance(body, list) or not all(isinstance(row, dict) for row in body):
-            raise RouterError("GET", table.value, 200, "the reply is not a JSON array of objects")
-        return [{str(k): str(v) for k, v in row.items()} for row in body]
+        return _rows(self._read(table.value, {".proplist": PROPLISTS[table]}), table.value)
 
     def find(self, table: Table, match: Mapping[str, str]) -> list[dict[str, str]]:
         """Rows whose fields equal `match` (a server-side equality filter)."""
         body = self._read(table.value, {**match, ".proplist": PROPLISTS[table]})
-        return [{str(k): str(v) for k, v in row.items()} for row in body or []]
+        return _rows(body, table.value)
 
     def get(self, table: Table, id: str) -> dict[str, str] | None:
+        path = f"{table.value}/{id}"
         try:
-            row = self._read(f"{table.value}/{id}", {".proplist": PROPLISTS[table]})
+            row = self._read(path, {".proplist": PROPLISTS[table]})
         except RouterError as error:
             if error.status == 404:
                 return None
             raise
-        return {str(k): str(v) for k, v in row.items()}
+        return _row(row, "GET", path)
 
     def read_tables(self) -> dict[Table, list[dict[str, str]]]:
         return {table: self.rows(table) for table in Table}
+
+
+def _tls_failure(error: httpx.ConnectError) -> str | None:
+    """What to check when a connection failed in the TLS handshake, else None."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    text = str(cause or error)
+    if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"the router's TLS certificate was not accepted ({text}); check --mikrotik-ca-file "
+            "(the CA that signed the router's certificate) and that the host in "
+            "--mikrotik-base-url is in the certificate"
+        )
+    if cause is not None or "SSL" in text:
+        return (
+            f"TLS handshake with the router failed ({text}); check that --mikrotik-base-url "
+            "uses https:// for the www-ssl service (http:// for www) and the port"
+        )
+    return None
+
+
+def _json(response: httpx.Response, method: str, path: str) -> Any:
+    """The reply's JSON; RouterOS may emit raw control characters in strings, so be lenient."""
+    try:
+        return json.loads(response.content.decode("utf-8", errors="replace"), strict=False)
+    except ValueError:
+        raise RouterError(
+            method, path, response.status_code, "the reply is not JSON", ambiguous=method != "GET"
+        ) from None
+
+
+def _row(body: Any, method: str, path: str) -> dict[str, str]:
+    if not isinstance(body, Mapping) or not isinstance(body.get(".id", ""), str):
+        raise RouterError(method, path, 200, "the reply is not a JSON object", ambiguous=True)
+    return {str(k): str(v) for k, v in body.items()}
+
+
+def _rows(body: Any, path: str) -> list[dict[str, str]]:
+    if not isinstance(body, list) or not all(isinstance(row, Mapping) for row in body):
+        raise RouterError("GET", path, 200, "the reply is not a JSON array of objects")
+    return [{str(k): str(v) for k, v in row.items()} for row in body]
 
 
 class RouterWriter(RouterReader):
@@ -180,8 +315,11 @@ class RouterWriter(RouterReader):
         body = dict(fields)
         if place_before is not None:
             body["place-before"] = place_before
-        created = self._send("PUT", table.value, json=body).json()
-        return {str(k): str(v) for k, v in created.items()}
+        response = self._send("PUT", table.value, json=body)
+        created = _row(_json(response, "PUT", table.value), "PUT", table.value)
+        if not created.get(".id"):
+            raise RouterError("PUT", table.value, 201, "the reply has no .id", ambiguous=True)
+        return created
 
     def update(self, table: Table, id: str, fields: Mapping[str, str]) -> None:
         self._send("PATCH", f"{table.value}/{id}", json=dict(fields))

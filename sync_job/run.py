@@ -92,13 +92,16 @@ _DNS1123_SUBDOMAIN = re.compile(
 )
 
 
-def _check_name(name: str, uses: int) -> None:
+def _check_name(raw_name: Any, uses: int) -> None:
     """Names become router list names and comments, so only names Kubernetes accepts pass."""
+    name = str(raw_name or "")
     owner = f"CiliumClusterwideNetworkPolicy {name!r}"
     if not name:
         raise PolicyError(
             Reason.VALIDATION_FAILED, "CiliumClusterwideNetworkPolicy: metadata.name is missing"
         )
+    if not isinstance(raw_name, str):
+        raise PolicyError(Reason.VALIDATION_FAILED, f"{owner}: metadata.name is not a string")
     if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
         raise PolicyError(
             Reason.VALIDATION_FAILED,
@@ -126,7 +129,7 @@ def evaluate(
         generation = meta.get("generation")
         generation = generation if isinstance(generation, int) else 0
         try:
-            _check_name(name, names[name])
+            _check_name(meta.get("name"), names[name])
             spec = parse_policy(raw, settings.reserved)
             gateway = find_gateway(spec, pods, services)
         except PolicyError as error:

@@ -35,19 +35,41 @@ def _objects(documents: list[Any], path: Path) -> Iterator[Mapping[str, Any]]:
             yield document
 
 
+# Fields the snapshot reads as mappings. A policy's spec is left to the policy's own validation,
+# which names the field in that policy's status instead of failing the whole file.
+_MAPPINGS = {
+    "CiliumClusterwideNetworkPolicy": ("metadata", "metadata.annotations"),
+    "Pod": ("metadata", "metadata.labels", "spec", "status"),
+    "Service": ("metadata", "spec", "spec.selector", "status", "status.loadBalancer"),
+    "Namespace": ("metadata", "metadata.labels"),
+}
+
+
+def _check_shape(obj: Mapping[str, Any], where: str) -> None:
+    for dotted in _MAPPINGS.get(str(obj.get("kind")), ()):
+        value: Any = obj
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is not None and not isinstance(value, Mapping):
+            raise SourceError(f"{where}: {dotted} is not a mapping ({type(value).__name__})")
+
+
 def load_snapshot(path: Path) -> ClusterSnapshot:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SourceError(f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise SourceError(f"{path} is not UTF-8 text (byte {error.start})") from None
     try:
         documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as error:
         raise SourceError(f"{path} is not valid YAML: {error}") from None
     policies, pods, services = [], [], []
     namespaces: dict[str, dict[str, str]] = {}
-    for obj in _objects(documents, path):
+    for number, obj in enumerate(_objects(documents, path), start=1):
         kind = obj.get("kind")
+        _check_shape(obj, f"{path}: object {number} ({kind})")
         if kind == "CiliumClusterwideNetworkPolicy":
             if is_annotated(obj):
                 policies.append(obj)
