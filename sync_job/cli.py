@@ -219,6 +219,16 @@ def sync(
             help="Value of the io.cilium.k8s.policy.cluster label selectors may match.",
         ),
     ] = "default",
+    status_refresh: Annotated[
+        float,
+        typer.Option(
+            "--status-refresh",
+            envvar="STATUS_REFRESH",
+            min=0,
+            help="Seconds after which an unchanged RouterPolicy status is rewritten anyway "
+            "(its lastReconciledTime); changed statuses are always written.",
+        ),
+    ] = 3600.0,
     log_level: Annotated[
         LogLevel, typer.Option("--log-level", envvar="LOG_LEVEL", help="Log verbosity on stderr.")
     ] = LogLevel.info,
@@ -293,7 +303,7 @@ def sync(
         _usage("--mikrotik-base-url (or MIKROTIK_BASE_URL) is required")
     if not mikrotik_base_url.startswith(("http://", "https://")):
         _usage(f"--mikrotik-base-url {mikrotik_base_url!r} must start with https:// or http://")
-    settings = _sync_settings(comment_prefix, reserved_cidr, cluster_name)
+    settings = _sync_settings(comment_prefix, reserved_cidr, cluster_name, status_refresh)
     from sync_job.routeros import RouterReader, RouterSettings, RouterWriter, make_http_client
 
     router_settings = RouterSettings(
@@ -374,8 +384,11 @@ def _secret_forms(username: str, password: str) -> list[str]:
     return [password, basic] if password else []
 
 
-def _sync_settings(prefix: str, reserved: list[str] | None, cluster_name: str) -> SyncSettings:
+def _sync_settings(
+    prefix: str, reserved: list[str] | None, cluster_name: str, status_refresh: float
+) -> SyncSettings:
     import ipaddress
+    from datetime import timedelta
 
     from sync_job.cilium import DEFAULT_RESERVED
     from sync_job.ownership import InvalidPrefix, Ownership
@@ -391,7 +404,7 @@ def _sync_settings(prefix: str, reserved: list[str] | None, cluster_name: str) -
             networks = tuple(ipaddress.IPv4Network(cidr, strict=False) for cidr in reserved)
         except ValueError as error:
             _usage(f"--reserved-cidr: {error}")
-    return SyncSettings(ownership, networks, cluster_name)
+    return SyncSettings(ownership, networks, cluster_name, timedelta(seconds=status_refresh))
 
 
 def _run(

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sync_job.apply import ApplyResult, apply
@@ -39,6 +39,9 @@ class SyncSettings:
     ownership: Ownership = field(default_factory=Ownership)
     reserved: tuple[ipaddress.IPv4Network, ...] = DEFAULT_RESERVED
     cluster_name: str = "default"
+    # An unchanged status is rewritten (for lastReconciledTime) only once it is this old, so a
+    # no-op run costs no API write per policy.
+    status_refresh: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +201,29 @@ def _with_apply_failures(
     return updated
 
 
+def _status_due(
+    status: Mapping[str, Any],
+    stored: Mapping[str, Any] | None,
+    moment: datetime,
+    refresh: timedelta,
+) -> bool:
+    """Write when anything but lastReconciledTime changed, or the stored one is `refresh` old."""
+    if status_diff(status, stored):
+        return True
+    last = str((stored or {}).get("lastReconciledTime") or "")
+    try:
+        written = datetime.fromisoformat(last.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return moment - written >= refresh
+
+
 def _write_kube(
-    kube: KubeClient, snapshot: ClusterSnapshot, report: RunReport, moment: datetime
+    kube: KubeClient,
+    snapshot: ClusterSnapshot,
+    report: RunReport,
+    moment: datetime,
+    refresh: timedelta,
 ) -> None:
     policies = {_policy_name(policy): policy for policy in snapshot.policies}
     existing = dict(snapshot.router_policies or {})
@@ -215,7 +239,9 @@ def _write_kube(
             log.error("%s", error)
             report.kube_errors.append(str(error))
     for name, status in report.statuses.items():
-        if name not in existing:
+        if name not in existing or not _status_due(
+            status, existing[name].get("status"), moment, refresh
+        ):
             continue
         try:
             kube.patch_status(name, status)
@@ -271,7 +297,7 @@ def run_once(
     if check and snapshot.router_policies is not None:
         report.kube_changes.extend(_status_drift(report, snapshot))
     if not check and kube is not None and snapshot.router_policies is not None:
-        _write_kube(kube, snapshot, report, moment)
+        _write_kube(kube, snapshot, report, moment, settings.status_refresh)
     return report
 
 

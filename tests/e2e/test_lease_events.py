@@ -142,3 +142,26 @@ def test_events_tell_the_story_without_repeating_themselves(
     warnings = [e for e in events_of(api_client, policy) if e[0] == "Warning"]
     assert len(warnings) == 1 and warnings[0][1] == "ValidationFailed"
     assert "203.0.113.0/24" in warnings[0][2]
+
+
+def test_an_unchanged_status_is_written_only_when_refresh_is_due(
+    api_client: ApiClient, control_plane: ControlPlane, router: Router, policy: str
+) -> None:
+    assert sync(control_plane, router)[0] == 0
+    first = call(api_client, "GET", f"{RP}/{policy}")
+    assert sync(control_plane, router)[0] == 0  # nothing changed: no status write at all
+    assert (
+        call(api_client, "GET", f"{RP}/{policy}")["metadata"]["resourceVersion"]
+        == (first["metadata"]["resourceVersion"])
+    )
+    call(
+        api_client,
+        "PATCH",
+        f"{RP}/{policy}/status",
+        {"status": {"lastReconciledTime": "2020-01-01T00:00:00Z"}},
+        content_type="application/merge-patch+json",
+    )
+    assert sync(control_plane, router)[0] == 0  # older than --status-refresh: rewritten
+    refreshed = call(api_client, "GET", f"{RP}/{policy}")["status"]
+    assert refreshed["lastReconciledTime"] > "2020-01-01T00:00:00Z"
+    assert refreshed["conditions"] == first["status"]["conditions"]
