@@ -34,14 +34,9 @@ import pytest
 import yaml
 
 from sync_job.cluster import ANNOTATION, ClusterSnapshot, Pod, Service
-from sync_job.emulator import (
-    WRITE_METHODS,
-    Crash,
-    Fault,
-    Faults,
-    RouterOSEmulator,
-)
+from sync_job.emulator import WRITE_METHODS, Crash, RouterOSEmulator
 from sync_job.errors import RouterAuthError, RouterError, RouterUnreachable, SyncError
+from sync_job.faults import Fault, Faults
 from sync_job.model import Table
 from sync_job.ownership import Ownership
 from sync_job.plan import Action
