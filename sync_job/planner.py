@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from sync_job.model import RouterObject, Table
-from sync_job.ownership import Ownership, normalise_address
+from sync_job.ownership import SEPARATOR, Ownership, normalise_address
 from sync_job.plan import Action, Change, Plan
 
 Row = Mapping[str, str]
@@ -70,7 +70,8 @@ def _managed_diff(desired: Row, actual: Row) -> dict[str, str]:
     return {
         name: value
         for name, value in wanted.items()
-        if normalise(name, value) != normalise(name, actual.get(name, ""))
+        if (current := actual.get(name, "")) != value
+        and normalise(name, value) != normalise(name, current)
     }
 
 
@@ -123,8 +124,18 @@ class _TablePlanner:
         self.desired = {ownership.identity(table, obj.fields): obj.fields for obj in desired}
         self.owned: dict[str, list[Row]] = defaultdict(list)
         self.policy_of: dict[str, str] = {}
+        # Owned names all start with this, so the (many) foreign rows are skipped at once.
+        head = ownership.prefix + SEPARATOR
+        name_field = "list" if table is Table.ADDRESS_LIST else "comment"
+        # RouterOS's own dynamic entries (timeouts) in an owned list already hold their address:
+        # adding it again would be refused as a duplicate, run after run.
+        self.dynamic: set[str] = set()
         for row in rows:
+            if not row.get(name_field, "").startswith(head):
+                continue
             policy = ownership.owner_policy(table, row)
+            if policy is None and table is Table.ADDRESS_LIST and row.get("dynamic") == "true":
+                self.dynamic.add(ownership.identity(table, row))
             if policy is None or policy in frozen:
                 continue
             key = ownership.identity(table, row)
@@ -155,7 +166,7 @@ class _TablePlanner:
             if desired is None:
                 self.deletes.extend(self._delete(key, row, "no longer wanted") for row in rows)
                 continue
-            keeper = _pick_keeper(desired, rows)
+            keeper = rows[0] if len(rows) == 1 else _pick_keeper(desired, rows)
             self.keepers[key] = keeper
             self.deletes.extend(
                 self._delete(key, row, "duplicate") for row in rows if row is not keeper
@@ -181,7 +192,7 @@ class _TablePlanner:
                 Action.CREATE, self.table, key, self._policy(key, fields), "missing", after=fields
             )
             for key, fields in sorted(self.desired.items())
-            if key not in self.keepers
+            if key not in self.keepers and key not in self.dynamic
         ]
 
 

@@ -301,9 +301,15 @@ def _row(body: Any, method: str, path: str) -> dict[str, str]:
 
 
 def _rows(body: Any, path: str) -> list[dict[str, str]]:
-    if not isinstance(body, list) or not all(isinstance(row, Mapping) for row in body):
+    """The reply's rows as string mappings; RouterOS sends strings, so rows are rarely copied."""
+    if not isinstance(body, list):
         raise RouterError("GET", path, 200, "the reply is not a JSON array of objects")
-    return [{str(k): str(v) for k, v in row.items()} for row in body]
+    for index, row in enumerate(body):
+        if type(row) is not dict:
+            raise RouterError("GET", path, 200, "the reply is not a JSON array of objects")
+        if any(type(value) is not str for value in row.values()):
+            body[index] = {str(k): str(v) for k, v in row.items()}
+    return body
 
 
 class RouterWriter(RouterReader):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -202,12 +203,14 @@ def _with_apply_failures(
 
 
 def _status_due(
+    name: str,
     status: Mapping[str, Any],
     stored: Mapping[str, Any] | None,
     moment: datetime,
     refresh: timedelta,
 ) -> bool:
-    """Write when anything but lastReconciledTime changed, or the stored one is `refresh` old."""
+    """Write when anything but lastReconciledTime changed, or the stored one is old: between
+    `refresh` and twice that, fixed per policy, so unchanged statuses are refreshed gradually."""
     if status_diff(status, stored):
         return True
     last = str((stored or {}).get("lastReconciledTime") or "")
@@ -215,7 +218,12 @@ def _status_due(
         written = datetime.fromisoformat(last.replace("Z", "+00:00"))
     except ValueError:
         return True
-    return moment - written >= refresh
+    return moment - written >= refresh * _spread(name)
+
+
+def _spread(name: str) -> float:
+    """1.0 to 2.0, fixed per policy, so refreshes do not all fall due in the same run."""
+    return 1 + zlib.crc32(name.encode()) % 1000 / 1000
 
 
 def _write_kube(
@@ -240,7 +248,7 @@ def _write_kube(
             report.kube_errors.append(str(error))
     for name, status in report.statuses.items():
         if name not in existing or not _status_due(
-            status, existing[name].get("status"), moment, refresh
+            name, status, existing[name].get("status"), moment, refresh
         ):
             continue
         try:

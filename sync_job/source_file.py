@@ -18,6 +18,8 @@ from sync_job.cluster import ClusterSnapshot, is_annotated, pod_from_raw, servic
 from sync_job.errors import SourceError
 
 log = logging.getLogger(__name__)
+# libyaml's safe loader when PyYAML was built with it: about 4x faster on large files.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _objects(documents: list[Any], path: Path) -> Iterator[Mapping[str, Any]]:
@@ -62,7 +64,7 @@ def load_snapshot(path: Path) -> ClusterSnapshot:
     except UnicodeDecodeError as error:
         raise SourceError(f"{path} is not UTF-8 text (byte {error.start})") from None
     try:
-        documents = list(yaml.safe_load_all(text))
+        documents = list(yaml.load_all(text, Loader=_LOADER))
     except yaml.YAMLError as error:
         raise SourceError(f"{path} is not valid YAML: {error}") from None
     policies, pods, services = [], [], []

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -310,12 +309,6 @@ def test_the_generator_covers_the_interesting_cases() -> None:
     assert all(count >= 10 for count in seen.values()), seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="planner: a dynamic (timeout) entry in an owned list is foreign, so its identity is "
-    "planned as a create every run; RouterOS refuses it as a duplicate and the applier adopts "
-    "the dynamic entry, so every run 'succeeds' and --check reports drift forever",
-)
 def test_a_dynamic_entry_in_an_owned_list_does_not_cause_endless_drift() -> None:
     world = World(
         wanted=[PolicyTarget("a", ("198.51.100.1",),
