@@ -225,8 +225,8 @@ def sync(
             "--status-refresh",
             envvar="STATUS_REFRESH",
             min=0,
-            help="An unchanged RouterPolicy status is rewritten (its lastReconciledTime) after 1 to "
-            "2 times this many seconds, fixed per policy; changed statuses are always written.",
+            help="An unchanged RouterPolicy status is rewritten (its lastReconciledTime) after "
+            "1 to 2 times this many seconds, fixed per policy; changed ones always are.",
         ),
     ] = 3600.0,
     log_level: Annotated[

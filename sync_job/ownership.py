@@ -59,6 +59,16 @@ class Ownership:
     def is_marker(self, table: Table, fields: Mapping[str, str]) -> bool:
         return table is Table.FILTER and fields.get("comment") == self.marker_comment
 
+    @property
+    def head(self) -> str:
+        """What every owned name starts with: a cheap first test before `owner_policy`."""
+        return self.prefix + SEPARATOR
+
+    @staticmethod
+    def name_field(table: Table) -> str:
+        """The field that carries an object's owned name in `table`."""
+        return "list" if table is Table.ADDRESS_LIST else "comment"
+
     def owner_policy(self, table: Table, fields: Mapping[str, str]) -> str | None:
         """The policy an owned object belongs to, or None when the object is foreign.
 
@@ -67,11 +77,10 @@ class Ownership:
         """
         if fields.get("dynamic") == "true":
             return None
-        name = fields.get("list" if table is Table.ADDRESS_LIST else "comment", "")
-        head = self.prefix + SEPARATOR
-        if not name.startswith(head) or self.is_marker(table, fields):
+        name = fields.get(self.name_field(table), "")
+        if not name.startswith(self.head) or self.is_marker(table, fields):
             return None
-        return name[len(head) :].split(SEPARATOR, 1)[0]
+        return name[len(self.head) :].split(SEPARATOR, 1)[0]
 
     def identity(self, table: Table, fields: Mapping[str, str]) -> str:
         """The key two objects share when they are the same object to the tool."""

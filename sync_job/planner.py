@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from sync_job.model import RouterObject, Table
-from sync_job.ownership import SEPARATOR, Ownership, normalise_address
+from sync_job.ownership import Ownership, normalise_address
 from sync_job.plan import Action, Change, Plan
 
 Row = Mapping[str, str]
@@ -125,8 +125,7 @@ class _TablePlanner:
         self.owned: dict[str, list[Row]] = defaultdict(list)
         self.policy_of: dict[str, str] = {}
         # Owned names all start with this, so the (many) foreign rows are skipped at once.
-        head = ownership.prefix + SEPARATOR
-        name_field = "list" if table is Table.ADDRESS_LIST else "comment"
+        head, name_field = ownership.head, ownership.name_field(table)
         # RouterOS's own dynamic entries (timeouts) in an owned list already hold their address:
         # adding it again would be refused as a duplicate, run after run.
         self.dynamic: set[str] = set()
