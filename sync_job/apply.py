@@ -115,12 +115,20 @@ def _move(change: Change, writer: RouterWriter, destination: str) -> None:
 
 
 class _Placement:
-    """Resolves a change's `destination` to an `.id`, falling back along the planned chain."""
+    """Resolves a change's `destination` to an `.id`, falling back along the planned chain.
+
+    A destination that was itself to be created or moved in this run counts only once that
+    write succeeded; otherwise the rule goes before that one's own destination, and so on down
+    to a rule already in place or the marker. So a failed policy never leaves another policy's
+    rule wherever its own misplaced rule happens to be.
+    """
 
     def __init__(self, plan: Plan) -> None:
-        self.ids: dict[str, str] = {}
-        self._creates = {
-            c.key: c for c in plan.changes if c.action is Action.CREATE and c.destination
+        self.ids: dict[str, str] = {}  # keys whose create or move succeeded in this run
+        self._placed = {
+            c.key: c
+            for c in plan.changes
+            if c.action in (Action.CREATE, Action.MOVE) and c.destination
         }
 
     def resolve(self, change: Change) -> str | None:
@@ -128,22 +136,26 @@ class _Placement:
             return None
         key, known = change.destination, change.destination_id
         seen: set[str] = set()
-        while known is None and key not in self.ids:
-            upstream = self._creates.get(key)
-            if upstream is None or key in seen or upstream.destination is None:
+        while key not in self.ids:
+            upstream = self._placed.get(key)
+            if upstream is None:  # needed no placing: already in place, or the marker
+                if known is None:
+                    raise RouterError("PLAN", change.table.value, None, f"{key} does not exist")
+                break
+            if key in seen or upstream.destination is None:
                 raise RouterError(
-                    "PLAN", change.table.value, None, f"{change.destination} was not created"
+                    "PLAN", change.table.value, None, f"{change.destination} was not placed"
                 )
             seen.add(key)
             key, known = upstream.destination, upstream.destination_id
         if key != change.destination:
             log.warning(
-                "%s: %s was not created; placing it before %s instead",
+                "%s: %s was not placed; placing it before %s instead",
                 change.key,
                 change.destination,
                 key,
             )
-        return known or self.ids[key]
+        return self.ids.get(key) or known
 
 
 def _execute(change: Change, writer: RouterWriter, placement: _Placement) -> None:
@@ -154,6 +166,7 @@ def _execute(change: Change, writer: RouterWriter, placement: _Placement) -> Non
         _update(change, writer)
     elif change.action is Action.MOVE:
         _move(change, writer, str(destination))
+        placement.ids[change.key] = str(change.id)
     else:
         _delete(change, writer)
 

@@ -328,7 +328,7 @@ def sync(
         code, report = _run(
             router, settings, from_file, kubeconfig, lock, check=check, output=output
         )
-    if pushgateway_url or metrics_file:
+    if (pushgateway_url or metrics_file) and not check:  # --check writes nothing anywhere
         _write_metrics(
             report, code, time.monotonic() - started, router, pushgateway_url, metrics_file
         )
@@ -451,6 +451,7 @@ def _run(
                     wait=lock.wait,
                 )
                 held.acquire()
+                router.restart_deadline()  # the wait for the Lease is not the router's time
         report = run_once(
             read_cluster=read_cluster,
             router=router,

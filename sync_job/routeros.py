@@ -8,10 +8,11 @@ a 5xx, `Session closed`, a reply that cannot be parsed) raises a `RouterError` w
 set. 401/403, the `not enough permissions` 500 and TLS failures raise `RouterAuthError` at once
 (no later request could succeed), saying what to check.
 
-The whole client is bounded by `RouterSettings.deadline`, counted from its creation: no request
-starts after it, and each request's timeout is cut to the time left, so a run ends on its own
-well inside the CronJob's `activeDeadlineSeconds` (240 s) instead of being killed. Every httpx
-failure becomes a `RouterError` naming the request; credentials are never part of a message.
+The whole client is bounded by `RouterSettings.deadline`, counted from its creation (or from
+`restart_deadline`, once a run holds its Lease): no request starts after it, and each request's
+timeout is cut to the time left, so a run ends on its own well inside the CronJob's
+`activeDeadlineSeconds` (240 s) instead of being killed. Every httpx failure becomes a
+`RouterError` naming the request; credentials are never part of a message.
 """
 
 from __future__ import annotations
@@ -241,6 +242,10 @@ class RouterReader:
             self._sleep(pause)
             delay *= 2
         raise AssertionError("unreachable")
+
+    def restart_deadline(self) -> None:
+        """Count the deadline from now, e.g. once a run has waited for its Lease."""
+        self._started = self._clock()
 
     def rows(self, table: Table) -> list[dict[str, str]]:
         return _rows(self._read(table.value, {".proplist": PROPLISTS[table]}), table.value)

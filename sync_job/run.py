@@ -14,7 +14,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sync_job.apply import ApplyResult, apply
@@ -72,7 +72,9 @@ class RunReport:
     def failed(self) -> bool:
         router_failed = self.applied is not None and not self.applied.ok
         unsynced = any(not outcome.ready for outcome in self.outcomes)
-        return router_failed or unsynced or bool(self.kube_errors)
+        # Without a marker nothing is written, even orphans a run would remove: never a success.
+        no_marker = self.marker_error is not None
+        return router_failed or unsynced or no_marker or bool(self.kube_errors)
 
 
 def _policy_name(raw: Mapping[str, Any]) -> str:
@@ -218,6 +220,8 @@ def _status_due(
         written = datetime.fromisoformat(last.replace("Z", "+00:00"))
     except ValueError:
         return True
+    if written.tzinfo is None:  # a hand-written local time: read it as UTC
+        written = written.replace(tzinfo=UTC)
     return moment - written >= refresh * _spread(name)
 
 

@@ -148,8 +148,9 @@ def owned_rows(draw: st.DrawFn, chain: str) -> dict[Table, list[Row]]:
                 copy["disabled"] = draw(st.sampled_from(("true", "false")))
             rows[obj.table].append(copy)
     for _ in range(draw(st.integers(0, 2))):  # orphans of policies no longer anywhere
-        rows[Table.FILTER].append({"chain": chain, "action": "accept",
-                                   "comment": "router-policy-sync::gone::tcp"})  # fmt: skip
+        rows[Table.FILTER].append(
+            {"chain": chain, "action": "accept", "comment": "router-policy-sync::gone::tcp"}
+        )
         rows[Table.ADDRESS_LIST].append(
             {"list": "router-policy-sync::gone", "address": draw(st.sampled_from(ADDRESSES))}
         )
@@ -179,18 +180,29 @@ def worlds(draw: st.DrawFn) -> World:
         {OWN.owner_policy(t, r) or "" for t, rows in owned.items() for r in rows}
         - {t.name for t in wanted}
     )
-    frozen = frozenset(draw(st.lists(st.sampled_from(candidates), unique=True)) if candidates
-                       else [])  # fmt: skip
+    frozen = frozenset(
+        draw(st.lists(st.sampled_from(candidates), unique=True)) if candidates else []
+    )
     tables: dict[Table, list[Row]] = {}
     for table in Table:
         foreign = draw(st.lists(st.sampled_from(FOREIGN[table]), unique_by=str))
         rows = [*foreign, *owned[table]]
         if table is Table.FILTER:
-            rows.append({"chain": chain, "action": "passthrough", "disabled": "true",
-                         "comment": OWN.marker_comment})  # fmt: skip
+            rows.append(
+                {
+                    "chain": chain,
+                    "action": "passthrough",
+                    "disabled": "true",
+                    "comment": OWN.marker_comment,
+                }
+            )
         tables[table] = draw(st.permutations(rows))
-    dynamic = {table: draw(st.lists(st.sampled_from(DYNAMIC[table]), unique_by=str))
-               if DYNAMIC[table] else [] for table in Table}  # fmt: skip
+    dynamic = {
+        table: draw(st.lists(st.sampled_from(DYNAMIC[table]), unique_by=str))
+        if DYNAMIC[table]
+        else []
+        for table in Table
+    }
     return World(wanted, chain, frozen, tables, dynamic)
 
 
@@ -276,8 +288,9 @@ def test_applying_a_plan_then_planning_again_gives_an_empty_plan(world: World) -
     wanted = desired_objects(world.wanted, OWN, world.chain)
     for table in Table:
         have = [OWN.identity(table, r) for r in tables[table] if is_managed(table, r, world.frozen)]
-        assert sorted(have) == sorted(OWN.identity(table, o.fields) for o in wanted
-                                      if o.table is table)  # fmt: skip
+        assert sorted(have) == sorted(
+            OWN.identity(table, o.fields) for o in wanted if o.table is table
+        )
 
 
 def test_the_generator_covers_the_interesting_cases() -> None:
@@ -286,21 +299,35 @@ def test_the_generator_covers_the_interesting_cases() -> None:
         ("foreign", "dynamic", "duplicate", "misplaced", "frozen", "drift", "orphan"), 0
     )
 
-    @settings(max_examples=200, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+    @settings(
+        max_examples=200,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(worlds())
     def survey(world: World) -> None:
         rows = [r for t in Table for r in world.tables[t]]
-        seen["foreign"] += any(OWN.owner_policy(t, r) is None for t in Table
-                               for r in world.tables[t] if not OWN.is_marker(t, r))  # fmt: skip
+        seen["foreign"] += any(
+            OWN.owner_policy(t, r) is None
+            for t in Table
+            for r in world.tables[t]
+            if not OWN.is_marker(t, r)
+        )
         seen["dynamic"] += any(world.dynamic.values())
-        keys = [OWN.identity(t, r) for t in Table for r in world.tables[t]
-                if OWN.owner_policy(t, r) is not None]  # fmt: skip
+        keys = [
+            OWN.identity(t, r)
+            for t in Table
+            for r in world.tables[t]
+            if OWN.owner_policy(t, r) is not None
+        ]
         seen["duplicate"] += len(keys) != len(set(keys))
         filter_rows = world.tables[Table.FILTER]
         marker = next(i for i, r in enumerate(filter_rows) if OWN.is_marker(Table.FILTER, r))
-        seen["misplaced"] += any(OWN.owner_policy(Table.FILTER, r) is not None
-                                 for r in filter_rows[marker + 1 :])  # fmt: skip
+        seen["misplaced"] += any(
+            OWN.owner_policy(Table.FILTER, r) is not None for r in filter_rows[marker + 1 :]
+        )
         seen["frozen"] += bool(world.frozen)
         seen["drift"] += any("log" in r or r.get("disabled") == "true" for r in rows)
         seen["orphan"] += any("::gone" in str(r) for r in rows)
@@ -311,14 +338,22 @@ def test_the_generator_covers_the_interesting_cases() -> None:
 
 def test_a_dynamic_entry_in_an_owned_list_does_not_cause_endless_drift() -> None:
     world = World(
-        wanted=[PolicyTarget("a", ("198.51.100.1",),
-                             Gateway("default", "a", "10.0.0.5", (ServicePort("tcp", 80),)))],
+        wanted=[
+            PolicyTarget(
+                "a",
+                ("198.51.100.1",),
+                Gateway("default", "a", "10.0.0.5", (ServicePort("tcp", 80),)),
+            )
+        ],
         chain="forward",
         frozen=frozenset(),
-        tables={Table.FILTER: [{"chain": "forward", "comment": OWN.marker_comment}],
-                Table.NAT: [], Table.ADDRESS_LIST: []},
+        tables={
+            Table.FILTER: [{"chain": "forward", "comment": OWN.marker_comment}],
+            Table.NAT: [],
+            Table.ADDRESS_LIST: [],
+        },
         dynamic={table: [] for table in Table},
-    )  # fmt: skip
+    )
     emulator = load(world)
     entry = {"list": "router-policy-sync::a", "address": "198.51.100.1", "timeout": "1d"}
     emulator.seed(Table.ADDRESS_LIST.value, entry)
@@ -326,3 +361,56 @@ def test_a_dynamic_entry_in_an_owned_list_does_not_cause_endless_drift() -> None
     with http:
         assert apply(make_plan(world, router.read_tables()), router).ok
         assert not make_plan(world, router.read_tables())
+
+
+def test_a_failed_move_does_not_strand_another_policys_new_rule_above_foreign_rules() -> None:
+    """b's rule sits above the user's drops and its move back fails; a's new rule, planned to
+    go before b's, must still land directly above the marker, not next to b's stray rule."""
+    from sync_job.faults import Faults
+
+    world = World(
+        wanted=[
+            PolicyTarget(
+                name,
+                ("198.51.100.1",),
+                Gateway("default", name, "10.0.0.5", (ServicePort("tcp", 80),)),
+            )
+            for name in ("a", "b")
+        ],
+        chain="forward",
+        frozen=frozenset(),
+        tables={
+            Table.FILTER: [
+                {
+                    "chain": "forward",
+                    "action": "accept",
+                    "protocol": "tcp",
+                    "dst-port": "80",
+                    "src-address-list": "router-policy-sync::b",
+                    "comment": "router-policy-sync::b::tcp",
+                },
+                {"chain": "forward", "action": "drop", "comment": "defconf: drop invalid"},
+                {"chain": "forward", "action": "drop", "comment": "user: drop blocklist"},
+                {"chain": "forward", "comment": OWN.marker_comment},
+            ],
+            Table.NAT: [],
+            Table.ADDRESS_LIST: [],
+        },
+        dynamic={table: [] for table in Table},
+    )
+    emulator = load(world)
+    Faults(emulator).fail_nth(1, 400, "failure: refused", methods={"POST"})
+    router, http = writer(emulator)
+    with http:
+        changes = make_plan(world, router.read_tables()).changes
+        result = apply(make_plan(world, router.read_tables()), router)
+    assert [c.action for c in changes if c.table is Table.FILTER] == [Action.MOVE, Action.CREATE]
+    assert result.failed_policies.keys() == {"b"}
+    comments = [row.get("comment") for row in emulator.rows(Table.FILTER.value)]
+    assert comments == [
+        "router-policy-sync::b::tcp",  # b failed: it stays where it was
+        "defconf: drop invalid",
+        "user: drop blocklist",
+        "router-policy-sync::a::tcp",  # a: directly above the marker all the same
+        OWN.marker_comment,
+    ]
