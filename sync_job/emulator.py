@@ -1,8 +1,9 @@
 """An in-memory RouterOS v7 REST emulator: a documented test double, not a router.
 
 Serves `ip/firewall/filter`, `ip/firewall/nat` and `ip/firewall/address-list` as described in
-`/work/shared/reference/routeros-rest.md` (section numbers below). `demo` runs it in-process via
-`transport()`; tests also run it over HTTP(S) via `serve()`, which binds IPv4 loopback only.
+the project's RouterOS REST notes (`shared/reference/routeros-rest.md`, section numbers
+below). `demo` runs it in-process via `transport()`; tests also run it over HTTP(S) via
+`serve()`, which binds IPv4 loopback only.
 
 Documented behaviour followed: Basic auth on every request, else `401` without `detail` [2.2];
 PUT add 201 / GET print 200 / PATCH set 200 / DELETE 204 / POST `<menu>/<cmd>` [1.1, 1.3]; all

@@ -151,7 +151,6 @@ class KubeClient:
     def __init__(self, api: Any, timeout: float = 30.0) -> None:
         self._api = api
         self._timeout = timeout
-        self.requests: dict[str, int] = {}
 
     def _call(
         self,
@@ -165,8 +164,6 @@ class KubeClient:
         raw: bool = False,
     ) -> Any:
         """One request; the parsed JSON reply, or with `raw` its undecoded bytes."""
-        key = f"{method} {path}"
-        self.requests[key] = self.requests.get(key, 0) + 1
         try:
             # kubernetes >= 37 (openapi-generator 7): serialise, send, and check the status here.
             verb, url, headers, payload, _ = self._api.param_serialize(

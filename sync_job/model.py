@@ -7,7 +7,7 @@ itself speaks, so the planner can compare them with what it reads without transl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -70,9 +70,7 @@ class PolicyTarget:
 
 @dataclass(frozen=True, slots=True)
 class RouterObject:
-    """One row of a RouterOS table: its `.id` (None until created) and its string fields."""
+    """One row the router should hold: its table and its string fields, as RouterOS speaks them."""
 
     table: Table
     fields: Mapping[str, str]
-    id: str | None = None
-    position: int = field(default=0, compare=False)

@@ -13,7 +13,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,18 +140,12 @@ def evaluate(
             gateway = find_gateway(spec, pods, services)
         except PolicyError as error:
             log.warning("policy %s: %s: %s", name, error.reason.value, error.message)
-            outcomes.append(
-                PolicyOutcome(
-                    name, error.reason, error.message, generation, str(meta.get("uid", ""))
-                )
-            )
+            outcomes.append(PolicyOutcome(name, error.reason, error.message, generation))
             continue
         target = PolicyTarget(name, spec.sources, gateway)
         targets.append(target)
         outcomes.append(
-            PolicyOutcome(
-                name, Reason.SYNCED, _synced_message(target), generation, spec.uid, gateway.ip
-            )
+            PolicyOutcome(name, Reason.SYNCED, _synced_message(target), generation, gateway.ip)
         )
     return outcomes, targets
 
@@ -160,10 +154,7 @@ def _marker_failure(outcome: PolicyOutcome, marker_error: str) -> PolicyOutcome:
     message = marker_error
     if not outcome.ready:
         message += f" (besides: {outcome.reason.value}: {outcome.message})"
-    return PolicyOutcome(
-        outcome.name, Reason.SYNC_FAILED, message, outcome.generation, outcome.uid,
-        outcome.gateway_ip,
-    )  # fmt: skip
+    return replace(outcome, reason=Reason.SYNC_FAILED, message=message)
 
 
 def _kube_changes(snapshot: ClusterSnapshot) -> list[KubeChange]:
@@ -196,10 +187,9 @@ def _with_apply_failures(
     for outcome in outcomes:
         failure = result.failed_policies.get(outcome.name)
         if failure is not None and outcome.ready:
-            outcome = PolicyOutcome(
-                outcome.name, Reason.SYNC_FAILED, f"router write failed: {failure}",
-                outcome.generation, outcome.uid, outcome.gateway_ip,
-            )  # fmt: skip
+            outcome = replace(
+                outcome, reason=Reason.SYNC_FAILED, message=f"router write failed: {failure}"
+            )
         updated.append(outcome)
     return updated
 

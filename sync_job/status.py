@@ -25,7 +25,6 @@ class PolicyOutcome:
     reason: Reason
     message: str
     generation: int = 0
-    uid: str = ""
     gateway_ip: str | None = None
 
     @property
