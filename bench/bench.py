@@ -70,8 +70,8 @@ import httpx
 import yaml
 from floor import reads as floor_reads
 
-from sync_job.emulator import ADDRESS_LIST, FILTER, NAT, RouterOSEmulator, _bad
-from sync_job.routeros import PROPLISTS
+from sync_job.router.client import PROPLISTS
+from sync_job.testing.emulator import ADDRESS_LIST, FILTER, NAT, RouterOSEmulator, _bad
 
 REPO = Path(__file__).resolve().parents[1]
 FLOOR_SCRIPT = Path(__file__).resolve().with_name("floor.py")
@@ -80,12 +80,7 @@ COUNTER_DIR = WORK / "hook"
 atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 CRDS = (
     REPO / "manifests" / "crd-routerpolicies.yaml",
-    REPO.parent
-    / "shared"
-    / "fixtures"
-    / "cilium"
-    / "crds"
-    / "ciliumclusterwidenetworkpolicies.yaml",
+    REPO / "tests" / "fixtures" / "cilium" / "crds" / "ciliumclusterwidenetworkpolicies.yaml",
 )
 PASSWORD = "bench-password"
 PREFIX = "router-policy-sync"

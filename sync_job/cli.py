@@ -2,33 +2,47 @@
 
 Exit codes: 0 success; 1 any failure, including a policy that is not Synced; 2 drift under
 `--check`; 64 usage or configuration error (never 2, so CI can tell drift from a typo).
-The plan goes to stdout, logs to stderr. Heavy imports happen inside the commands so that
-`--help` stays fast.
+The plan goes to stdout, logs to stderr. This module only turns flags into `JobSettings`; the
+pipeline is imported once, when a command runs (`sync_job.job`), so `--help` stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import socket
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from types import ModuleType
+from typing import Annotated, NoReturn
 
 import typer
 
-# typer vendors click, so usage errors are its own class, not click's.
-from typer._click.exceptions import UsageError
+from sync_job import __version__
+from sync_job.settings import JobSettings, LockSettings
 
-if TYPE_CHECKING:
-    from sync_job.cluster import ClusterSnapshot
-    from sync_job.kube import KubeClient
-    from sync_job.lease import LeaseLock
-    from sync_job.routeros import RouterReader
-    from sync_job.run import RunReport, SyncSettings
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 64
 
-EXIT_OK, EXIT_FAILED, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2, 64
+
+def _usage_error_class() -> type[Exception]:
+    """The usage-error class typer raises. typer vendors click (typer >= 0.29) and keeps it in a
+    private module, so this is the one place that names it; an older typer raises click's."""
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found: type[Exception] = importlib.import_module(module).UsageError
+        except (ImportError, AttributeError):
+            continue
+        return found
+    raise RuntimeError("typer no longer has a UsageError class: update sync_job.cli")
+
+
+def _job() -> ModuleType:
+    """The pipeline, imported only when a command runs, so `--help` stays fast."""
+    from sync_job import job
+
+    return job
+
 
 app = typer.Typer(
     add_completion=False,
@@ -52,8 +66,6 @@ class LogLevel(StrEnum):
 
 def _version_callback(value: bool) -> None:
     if value:
-        from sync_job import __version__
-
         typer.echo(__version__)
         raise typer.Exit()
 
@@ -76,8 +88,6 @@ def root(
 @app.command()
 def version() -> None:
     """Print the package version."""
-    from sync_job import __version__
-
     typer.echo(__version__)
 
 
@@ -97,14 +107,6 @@ def _password(password: str | None, password_file: Path | None) -> str:
     if password is None:
         _usage("the router password is required: --mikrotik-password-file (or MIKROTIK_PASSWORD)")
     return password
-
-
-def _exit_code(report: RunReport, check: bool) -> int:
-    if report.failed:
-        return EXIT_FAILED
-    if check and report.drift:
-        return EXIT_DRIFT
-    return EXIT_OK
 
 
 @app.command()
@@ -294,185 +296,35 @@ def sync(
 ) -> None:
     """Run one pass: read, plan, apply (unless --check) and write each RouterPolicy's status."""
     password = _password(mikrotik_password, mikrotik_password_file)
-    from sync_job import logs
-
-    logs.configure(
-        log_level.value, log_format.value, secrets=_secret_forms(mikrotik_username, password)
+    settings = JobSettings(
+        check=check,
+        output=output.value,
+        from_file=from_file,
+        kubeconfig=kubeconfig,
+        router_url=mikrotik_base_url,
+        router_username=mikrotik_username,
+        router_password=password,
+        router_ca_file=mikrotik_ca_file,
+        router_insecure_skip_verify=mikrotik_insecure_skip_verify,
+        router_timeout=mikrotik_timeout,
+        comment_prefix=comment_prefix,
+        reserved_cidrs=tuple(reserved_cidr or ()),
+        cluster_name=cluster_name,
+        status_refresh=status_refresh,
+        log_level=log_level.value,
+        log_format=log_format.value,
+        lock=LockSettings(
+            enabled=lease and not check and from_file is None,
+            namespace=lease_namespace,
+            name=lease_name,
+            holder=lease_holder or f"{socket.gethostname()}-{os.getpid()}",
+            wait=lease_wait,
+            duration=lease_duration,
+        ),
+        pushgateway_url=pushgateway_url,
+        metrics_file=metrics_file,
     )
-    if not mikrotik_base_url:
-        _usage("--mikrotik-base-url (or MIKROTIK_BASE_URL) is required")
-    if not mikrotik_base_url.startswith(("http://", "https://")):
-        _usage(f"--mikrotik-base-url {mikrotik_base_url!r} must start with https:// or http://")
-    settings = _sync_settings(comment_prefix, reserved_cidr, cluster_name, status_refresh)
-    from sync_job.routeros import RouterReader, RouterSettings, RouterWriter, make_http_client
-
-    router_settings = RouterSettings(
-        mikrotik_base_url,
-        mikrotik_username,
-        password,
-        str(mikrotik_ca_file) if mikrotik_ca_file else None,
-        mikrotik_insecure_skip_verify,
-        mikrotik_timeout,
-    )
-    lock = LockSettings(
-        lease and not check and from_file is None,
-        lease_namespace,
-        lease_name,
-        lease_holder or _default_holder(),
-        lease_wait,
-        lease_duration,
-    )
-    started = time.monotonic()
-    with make_http_client(router_settings) as http:
-        router = (RouterReader if check else RouterWriter)(http, router_settings)
-        code, report = _run(
-            router, settings, from_file, kubeconfig, lock, check=check, output=output
-        )
-    if (pushgateway_url or metrics_file) and not check:  # --check writes nothing anywhere
-        _write_metrics(
-            report, code, time.monotonic() - started, router, pushgateway_url, metrics_file
-        )
-    raise typer.Exit(code)
-
-
-@dataclass(frozen=True)
-class LockSettings:
-    enabled: bool
-    namespace: str
-    name: str
-    holder: str
-    wait: float
-    duration: int
-
-
-def _default_holder() -> str:
-    import os
-    import socket
-
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def _write_metrics(
-    report: RunReport | None,
-    code: int,
-    duration: float,
-    router: RouterReader,
-    pushgateway_url: str | None,
-    metrics_file: Path | None,
-) -> None:
-    from sync_job import metrics
-
-    last = metrics.previous_last_success(metrics_file) if metrics_file else None
-    text = metrics.exposition(
-        report,
-        success=code in (EXIT_OK, EXIT_DRIFT),
-        finished=time.time(),
-        duration=duration,
-        router_requests=router.requests,
-        last_success=last,
-    )
-    if metrics_file:
-        metrics.write_textfile(metrics_file, text)
-    if pushgateway_url:
-        metrics.push(pushgateway_url, text)
-
-
-def _secret_forms(username: str, password: str) -> list[str]:
-    import base64
-
-    basic = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return [password, basic] if password else []
-
-
-def _sync_settings(
-    prefix: str, reserved: list[str] | None, cluster_name: str, status_refresh: float
-) -> SyncSettings:
-    import ipaddress
-    from datetime import timedelta
-
-    from sync_job.cilium import DEFAULT_RESERVED
-    from sync_job.ownership import InvalidPrefix, Ownership
-    from sync_job.run import SyncSettings
-
-    try:
-        ownership = Ownership(prefix)
-    except InvalidPrefix as error:
-        _usage(str(error))
-    networks = DEFAULT_RESERVED
-    if reserved:
-        try:
-            networks = tuple(ipaddress.IPv4Network(cidr, strict=False) for cidr in reserved)
-        except ValueError as error:
-            _usage(f"--reserved-cidr: {error}")
-    return SyncSettings(ownership, networks, cluster_name, timedelta(seconds=status_refresh))
-
-
-def _run(
-    router: RouterReader,
-    settings: SyncSettings,
-    from_file: Path | None,
-    kubeconfig: str | None,
-    lock: LockSettings,
-    *,
-    check: bool,
-    output: OutputFormat,
-) -> tuple[int, RunReport | None]:
-    import logging
-    from datetime import UTC, datetime
-
-    from sync_job import render
-    from sync_job.errors import ConfigError, SyncError
-    from sync_job.run import run_once
-
-    log = logging.getLogger("sync_job")
-    kube: KubeClient | None = None
-    read_cluster: Callable[[], ClusterSnapshot]
-    held: LeaseLock | None = None
-    try:
-        if from_file is not None:
-            from sync_job.source_file import load_snapshot
-
-            path = from_file
-            read_cluster = lambda: load_snapshot(path)  # noqa: E731
-        else:
-            from sync_job.kube import KubeClient, api_client
-
-            kube = KubeClient(api_client(kubeconfig))
-            read_cluster = kube.snapshot
-            if lock.enabled:
-                from sync_job.lease import LeaseLock
-
-                held = LeaseLock(
-                    kube,
-                    lock.namespace,
-                    lock.name,
-                    lock.holder,
-                    duration=lock.duration,
-                    wait=lock.wait,
-                )
-                held.acquire()
-                router.restart_deadline()  # the wait for the Lease is not the router's time
-        report = run_once(
-            read_cluster=read_cluster,
-            router=router,
-            kube=None if check else kube,
-            settings=settings,
-            check=check,
-            now=lambda: datetime.now(UTC),
-        )
-    except ConfigError as error:
-        log.error("%s", error)
-        return EXIT_USAGE, None
-    except SyncError as error:
-        log.error("nothing was written: %s", error)
-        return EXIT_FAILED, None
-    finally:
-        if held is not None:
-            held.release()
-    formatter = render.to_json if output is OutputFormat.json else render.to_text
-    sys.stdout.write(formatter(report, check=check))
-    sys.stdout.flush()
-    return _exit_code(report, check), report
+    raise typer.Exit(_job().run_job(settings))
 
 
 @app.command()
@@ -483,17 +335,16 @@ def demo(
     ] = OutputFormat.text,
 ) -> None:
     """Run the whole pass on a bundled example against an in-process RouterOS emulator."""
-    from sync_job.demo import run_demo
-
-    raise typer.Exit(run_demo(output.value))
+    raise typer.Exit(_job().run_demo(output.value))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: maps click's usage errors (exit 2) to 64, since 2 means drift."""
+    usage_error = _usage_error_class()
     try:
         result = app(args=argv, standalone_mode=False)
-    except UsageError as error:
-        error.show()
+    except usage_error as error:
+        error.show()  # type: ignore[attr-defined]
         sys.exit(EXIT_USAGE)
     except typer.Exit as error:
         sys.exit(error.exit_code)

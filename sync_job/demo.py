@@ -6,23 +6,19 @@ default MikroTik configuration has), so the demo also shows that those are left 
 
 from __future__ import annotations
 
-import sys
-from datetime import UTC, datetime
 from importlib.resources import as_file, files
 
-from sync_job import render
-from sync_job.emulator import RouterOSEmulator
-from sync_job.model import Table
-from sync_job.routeros import RouterSettings, RouterWriter, make_http_client
-from sync_job.run import RunReport, SyncSettings, run_once
-from sync_job.source_file import load_snapshot
+from sync_job.job import one_pass
+from sync_job.report import RunReport
+from sync_job.testing.emulator import RouterOSEmulator
 
 DEMO_PASSWORD = "demo-password"  # the in-process emulator's own, never a router's
+TABLES = ("ip/firewall/filter", "ip/firewall/nat", "ip/firewall/address-list")
 
 
 def demo_router() -> RouterOSEmulator:
     router = RouterOSEmulator("admin", DEMO_PASSWORD)
-    filter_table = Table.FILTER.value
+    filter_table, nat_table, list_table = TABLES
     router.seed(filter_table, {"chain": "input", "action": "accept",
                                "connection-state": "established,related",
                                "comment": "defconf: accept established,related"})  # fmt: skip
@@ -32,39 +28,27 @@ def demo_router() -> RouterOSEmulator:
                                "comment": "router-policy-sync::marker"})  # fmt: skip
     router.seed(filter_table, {"chain": "forward", "action": "drop", "in-interface-list": "WAN",
                                "comment": "defconf: drop all from WAN"})  # fmt: skip
-    router.seed(Table.NAT.value, {"chain": "srcnat", "action": "masquerade",
+    router.seed(nat_table, {"chain": "srcnat", "action": "masquerade",
                                   "out-interface-list": "WAN",
                                   "comment": "defconf: masquerade"})  # fmt: skip
-    router.seed(Table.ADDRESS_LIST.value, {"list": "blocklist", "address": "192.0.2.66"})
+    router.seed(list_table, {"list": "blocklist", "address": "192.0.2.66"})
     return router
 
 
 def _print_tables(router: RouterOSEmulator) -> None:
-    for table in Table:
-        print(f"/{table.value}:")
-        for row in router.rows(table.value):
+    for table in TABLES:
+        print(f"/{table}:")
+        for row in router.rows(table):
             shown = {k: v for k, v in row.items() if k not in ("bytes", "packets", "invalid")}
             print("  " + " ".join(f"{k}={v}" for k, v in shown.items()))
     print()
 
 
 def _pass(router: RouterOSEmulator, output: str) -> RunReport:
-    settings = RouterSettings("https://router.demo.invalid/rest", "admin", DEMO_PASSWORD)
-    with (
-        as_file(files("sync_job") / "examples" / "demo.yaml") as example,
-        make_http_client(settings, transport=router.transport()) as http,
-    ):
-        report = run_once(
-            read_cluster=lambda: load_snapshot(example),
-            router=RouterWriter(http, settings),
-            kube=None,
-            settings=SyncSettings(),
-            check=False,
-            now=lambda: datetime.now(UTC),
+    with as_file(files("sync_job") / "examples" / "demo.yaml") as example:
+        return one_pass(
+            example, "https://router.demo.invalid/rest", DEMO_PASSWORD, router.transport(), output
         )
-    formatter = render.to_json if output == "json" else render.to_text
-    sys.stdout.write(formatter(report, check=False))
-    return report
 
 
 def run_demo(output: str = "text") -> int:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sync_job.errors import SyncError
-from sync_job.kube import KubeClient, KubeRequestFailed
+from sync_job.kubeapi import KubeClient, KubeRequestFailed
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ password can only reach stderr as `***`.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sys
@@ -51,3 +52,11 @@ def configure(level: str = "info", fmt: str = "text", secrets: Iterable[str] = (
     root.setLevel(numeric)
     for name in _NOISY:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
+
+
+def secret_forms(username: str, password: str) -> list[str]:
+    """The password and the Basic token made from it: what must never be printed."""
+    if not password:
+        return []
+    basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return [password, basic]

@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from sync_job.plan import Action
-from sync_job.run import RunReport
+from sync_job.model import Action
+from sync_job.report import RunReport
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
-"""Domain types shared by the pure parts: policy outcomes and the objects the router should hold.
+"""The vocabulary every stage shares: why a policy is or is not synced, what it should open,
+what one pass concluded about it, and the four kinds of change a pass can make.
 
-Nothing here does I/O. Router objects are kept as the string-valued field mappings RouterOS
-itself speaks, so the planner can compare them with what it reads without translation.
+Nothing here does I/O, and nothing here imports another module of the package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -27,18 +27,6 @@ class PolicyError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-class Table(StrEnum):
-    """A RouterOS menu the tool reads and writes, by its REST path."""
-
-    FILTER = "ip/firewall/filter"
-    NAT = "ip/firewall/nat"
-    ADDRESS_LIST = "ip/firewall/address-list"
-
-    @property
-    def label(self) -> str:
-        return self.value.rsplit("/", 1)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +57,46 @@ class PolicyTarget:
 
 
 @dataclass(frozen=True, slots=True)
-class RouterObject:
-    """One row the router should hold: its table and its string fields, as RouterOS speaks them."""
+class PolicyOutcome:
+    """What one pass concluded about one annotated policy."""
 
-    table: Table
-    fields: Mapping[str, str]
+    name: str
+    reason: Reason
+    message: str
+    generation: int = 0
+    gateway_ip: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.reason is Reason.SYNCED
+
+    def blocked(self, problem: str) -> PolicyOutcome:
+        """SyncFailed by a problem of the whole router; an earlier problem stays in the message."""
+        message = problem
+        if not self.ready:
+            message += f" (besides: {self.reason.value}: {self.message})"
+        return replace(self, reason=Reason.SYNC_FAILED, message=message)
+
+    def write_failed(self, failure: str | None) -> PolicyOutcome:
+        """SyncFailed when one of its router writes failed; an earlier failure is kept as is."""
+        if failure is None or not self.ready:
+            return self
+        return replace(self, reason=Reason.SYNC_FAILED, message=f"router write failed: {failure}")
+
+
+class Action(StrEnum):
+    """What a pass does to one object, on the router or in the cluster."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    MOVE = "move"
+    DELETE = "delete"
+
+    @property
+    def symbol(self) -> str:
+        return {"create": "+", "update": "~", "move": "↕", "delete": "-"}[self.value]
+
+
+def rfc3339(moment: datetime) -> str:
+    """A UTC timestamp as Kubernetes writes `metav1.Time` (whole seconds)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

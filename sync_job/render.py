@@ -10,8 +10,8 @@ import json
 from collections import Counter
 from typing import Any
 
-from sync_job.plan import Action, Change
-from sync_job.run import KubeChange, RunReport
+from sync_job.model import Action
+from sync_job.report import Change, KubeChange, RunReport
 
 FORMAT_VERSION = "1.0"
 

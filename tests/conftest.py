@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from sync_job.emulator import RouterOSEmulator
+from sync_job.testing.emulator import RouterOSEmulator
 
 # A sentinel: no test output or log may ever contain it.
 PASSWORD = "Sentinel-Pa55word-8c1f"
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+FIXTURES = REPO / "tests" / "fixtures"  # third-party test data, each folder with a SOURCE.md
 FILTER, NAT, ADDRESS_LIST = "ip/firewall/filter", "ip/firewall/nat", "ip/firewall/address-list"
 
 

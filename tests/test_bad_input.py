@@ -28,14 +28,14 @@ import httpx
 import pytest
 import yaml
 
-from sync_job.cluster import ANNOTATION
-from sync_job.routeros import RouterSettings, RouterWriter, make_http_client
+from sync_job.router.client import RouterSettings, RouterWriter, make_http_client
 from sync_job.run import SyncSettings, run_once
-from sync_job.source_file import load_snapshot
-from tests.conftest import ADDRESS_LIST, FILTER, NAT, PASSWORD, SHARED, Router, run_cli
+from sync_job.source.file import load_snapshot
+from sync_job.source.snapshot import ANNOTATION
+from tests.conftest import ADDRESS_LIST, FILTER, NAT, PASSWORD, FIXTURES, Router, run_cli
 
 EXAMPLE = (files("sync_job") / "examples" / "demo.yaml").read_text()
-CORPUS = SHARED / "fixtures" / "cilium" / "policies"
+CORPUS = FIXTURES / "cilium" / "policies"
 CORPUS_FILES = sorted(CORPUS.glob("*.yaml"))
 VALID = "my-policy"
 CCNP = "CiliumClusterwideNetworkPolicy"

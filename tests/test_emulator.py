@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sync_job.emulator import FASTTRACK_COMMENT, RouterOSEmulator
+from sync_job.testing.emulator import FASTTRACK_COMMENT, RouterOSEmulator
 
 F, N, AL = "ip/firewall/filter", "ip/firewall/nat", "ip/firewall/address-list"
 AUTH = ("admin", "s3cret")

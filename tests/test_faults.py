@@ -33,21 +33,22 @@ import httpx
 import pytest
 import yaml
 
-from sync_job.cluster import ANNOTATION, ClusterSnapshot, Pod, Service
-from sync_job.emulator import WRITE_METHODS, Crash, RouterOSEmulator
 from sync_job.errors import RouterAuthError, RouterError, RouterUnreachable, SyncError
-from sync_job.faults import Fault, Faults
-from sync_job.model import Table
-from sync_job.ownership import Ownership
-from sync_job.plan import Action
-from sync_job.routeros import (
+from sync_job.model import Action
+from sync_job.report import RunReport
+from sync_job.router.client import (
     RouterDeadline,
     RouterReader,
     RouterSettings,
     RouterWriter,
     make_http_client,
 )
-from sync_job.run import RunReport, SyncSettings, run_once
+from sync_job.router.ownership import Ownership
+from sync_job.router.tables import Table
+from sync_job.run import SyncSettings, run_once
+from sync_job.source.snapshot import ANNOTATION, ClusterSnapshot, Pod, Service
+from sync_job.testing.emulator import WRITE_METHODS, Crash, RouterOSEmulator
+from sync_job.testing.faults import Fault, Faults
 from tests.conftest import (
     ADDRESS_LIST,
     FILTER,

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sync_job.run import _status_due
+from sync_job.status.reconcile import status_due as _status_due
 from tests.conftest import FILTER, PASSWORD, Router, run_cli
 
 EXAMPLE = (files("sync_job") / "examples" / "demo.yaml").read_text()

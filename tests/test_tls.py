@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from sync_job import logs
-from sync_job.emulator import WRITE_METHODS, RouterOSEmulator
-from sync_job.faults import Faults
-from sync_job.routeros import RouterReader, RouterWriter
+from sync_job.router.client import RouterReader, RouterWriter
+from sync_job.testing.emulator import WRITE_METHODS, RouterOSEmulator
+from sync_job.testing.faults import Faults
 from tests.conftest import (
     ADDRESS_LIST,
     FILTER,

@@ -28,10 +28,10 @@ from controlplane.plane import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT.parent / "shared"
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
 CRD_PATHS = (
     REPO_ROOT / "manifests" / "crd-routerpolicies.yaml",
-    SHARED / "fixtures" / "cilium" / "crds" / "ciliumclusterwidenetworkpolicies.yaml",
+    FIXTURES / "cilium" / "crds" / "ciliumclusterwidenetworkpolicies.yaml",
 )
 E2E_DIR = Path(__file__).resolve().parent
 JOB_NAMESPACE = "router-policy-sync"

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
-from sync_job.cilium import DEFAULT_RESERVED, PolicySpec, parse_policy
 from sync_job.model import PolicyError, Reason
-from sync_job.selectors import parse_selector
+from sync_job.source.cilium import DEFAULT_RESERVED, PolicySpec, parse_policy
+from sync_job.source.selectors import parse_selector
 
 NAME = "my-policy"
 OWNER = f"CiliumClusterwideNetworkPolicy {NAME}"
 WEB = {"matchLabels": {"app": "web"}}
-POLICIES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures/cilium/policies"
+POLICIES = Path(__file__).resolve().parents[1] / "fixtures" / "cilium" / "policies"
 
 
 def ccnp(spec: Any = None, specs: Any = None, **metadata: Any) -> dict[str, Any]:

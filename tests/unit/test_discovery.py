@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync_job.cilium import PolicySpec, parse_policy
-from sync_job.cluster import Pod, Service
-from sync_job.discovery import PodIndex, ServiceIndex, find_gateway, service_ports
 from sync_job.model import Gateway, PolicyError, Reason, ServicePort
-from sync_job.selectors import EndpointSelector, endpoint_labels, matches, parse_selector
+from sync_job.source.cilium import PolicySpec, parse_policy
+from sync_job.source.discovery import PodIndex, ServiceIndex, find_gateway, service_ports
+from sync_job.source.selectors import EndpointSelector, endpoint_labels, matches, parse_selector
+from sync_job.source.snapshot import Pod, Service
 
 HTTP = [{"name": "http", "port": 80}]
 
@@ -425,7 +425,7 @@ def test_scale_3000_pods_600_services_300_policies() -> None:
 
 
 def test_ipv6_ingress_addresses_are_never_a_gateway() -> None:
-    from sync_job.cluster import service_from_raw
+    from sync_job.source.snapshot import service_from_raw
 
     raw = {
         "metadata": {"name": "web", "namespace": "default"},

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from sync_job.desired import policy_objects
-from sync_job.model import Gateway, PolicyTarget, RouterObject, ServicePort, Table
-from sync_job.ownership import Ownership
-from sync_job.plan import Action, Plan
-from sync_job.planner import Marker, MarkerError, find_marker, normalise, plan
+from sync_job.model import Action, Gateway, PolicyTarget, ServicePort
+from sync_job.router.desired import policy_objects
+from sync_job.router.ownership import Ownership
+from sync_job.router.plan import Plan
+from sync_job.router.planner import Marker, MarkerError, find_marker, normalise, plan_changes
+from sync_job.router.tables import RouterObject, Table
 
 OWN = Ownership()
 WEB = PolicyTarget(
@@ -69,7 +70,7 @@ def summary(result: Plan) -> list[tuple[str, str, str]]:
 
 
 def test_first_run_only_creates_and_puts_lists_before_rules() -> None:
-    result = plan(desired(WEB), converged(), OWN, MARKER)
+    result = plan_changes(desired(WEB), converged(), OWN, MARKER)
     assert result.counts() == {Action.CREATE: 7}  # 2 entries, 2 filter rules, 3 NAT rules
     tables = [change.table for change in result.changes]
     assert tables.index(Table.FILTER) > max(
@@ -85,7 +86,7 @@ def test_first_run_only_creates_and_puts_lists_before_rules() -> None:
 
 
 def test_second_run_on_converged_router_plans_nothing() -> None:
-    assert not plan(desired(WEB, DNS), converged(WEB, DNS), OWN, MARKER)
+    assert not plan_changes(desired(WEB, DNS), converged(WEB, DNS), OWN, MARKER)
 
 
 def edited(
@@ -170,7 +171,7 @@ def edited(
 def test_drift_of_each_kind_is_repaired_in_place(
     name: str, tables: object, expected: list[tuple[str, str, str]]
 ) -> None:
-    result = plan(desired(WEB), tables(converged(WEB)), OWN, MARKER)  # type: ignore[operator]
+    result = plan_changes(desired(WEB), tables(converged(WEB)), OWN, MARKER)  # type: ignore[operator]
     assert summary(result) == expected
     for change in result.changes:
         assert change.id not in FOREIGN_IDS
@@ -209,7 +210,7 @@ def test_foreign_objects_are_never_in_a_plan_even_when_nothing_is_wanted() -> No
             "dynamic": "true",
         }
     )
-    result = plan([], tables, OWN, MARKER)
+    result = plan_changes([], tables, OWN, MARKER)
     touched = {change.id for change in result.changes}
     assert touched.isdisjoint(FOREIGN_IDS | {"*50", "*51", "*52", "*53"})
     assert result.counts() == {Action.DELETE: 7}  # every owned object of the gone policy
@@ -223,9 +224,9 @@ def test_foreign_objects_are_never_in_a_plan_even_when_nothing_is_wanted() -> No
 def test_failed_policy_keeps_exactly_what_it_had() -> None:
     tables = converged(WEB, DNS)
     edited(tables, Table.NAT, "router-policy-sync::dns::udp::53", **{"to-addresses": "10.1.1.1"})
-    result = plan(desired(WEB), tables, OWN, MARKER, frozen={"dns"})
+    result = plan_changes(desired(WEB), tables, OWN, MARKER, frozen={"dns"})
     assert not result
-    assert summary(plan(desired(WEB), tables, OWN, MARKER)) == [
+    assert summary(plan_changes(desired(WEB), tables, OWN, MARKER)) == [
         ("delete", "nat", "router-policy-sync::dns::udp::53"),
         ("delete", "filter", "router-policy-sync::dns::udp"),
         ("delete", "address-list", "router-policy-sync::dns 203.0.113.7"),
@@ -240,7 +241,7 @@ def test_duplicates_keep_one_and_delete_the_rest() -> None:
     entry = next(r for r in tables[Table.ADDRESS_LIST] if r.get("address") == "192.0.2.100")
     tables[Table.NAT].append({**tcp80, ".id": "*D1", "to-addresses": "10.7.7.7"})
     tables[Table.ADDRESS_LIST].insert(0, {**entry, ".id": "*D2", "disabled": "true"})
-    result = plan(desired(WEB), tables, OWN, MARKER)
+    result = plan_changes(desired(WEB), tables, OWN, MARKER)
     assert [(c.action, c.id) for c in result.changes] == [
         (Action.DELETE, "*D2"),  # the disabled copy goes, the enabled one stays
         (Action.DELETE, "*D1"),  # the drifted copy goes, the matching one stays
@@ -270,7 +271,7 @@ def test_misplaced_filter_rules_are_moved_back_with_as_few_moves_as_possible(
 ) -> None:
     tables = converged(WEB)  # filter: foreign *1, tcp *F0, udp *F1, marker *2, drop *3
     tables[Table.FILTER] = reorder(tables[Table.FILTER])  # type: ignore[operator]
-    result = plan(desired(WEB), tables, OWN, MARKER)
+    result = plan_changes(desired(WEB), tables, OWN, MARKER)
     assert result.counts() == {Action.MOVE: moves}
     rows = simulate_moves(tables[Table.FILTER], result)
     marker_at = [r[".id"] for r in rows].index("*2")
@@ -311,7 +312,7 @@ def test_rules_follow_the_marker_chain() -> None:
         if row[".id"] == "*2":
             row["chain"] = "input"
     wanted = list(policy_objects(WEB, OWN, "input"))
-    result = plan(wanted, tables, OWN, Marker("*2", "input", MARKER.comment))
+    result = plan_changes(wanted, tables, OWN, Marker("*2", "input", MARKER.comment))
     assert {(c.action, c.after.get("chain")) for c in result.changes} == {(Action.UPDATE, "input")}
 
 

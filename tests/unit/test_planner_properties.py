@@ -22,14 +22,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync_job.apply import apply
-from sync_job.desired import desired_objects
-from sync_job.emulator import RouterOSEmulator
-from sync_job.model import Gateway, PolicyTarget, ServicePort, Table
-from sync_job.ownership import Ownership
-from sync_job.plan import Action, Plan
-from sync_job.planner import find_marker, plan
-from sync_job.routeros import RouterSettings, RouterWriter, make_http_client
+from sync_job.model import Action, Gateway, PolicyTarget, ServicePort
+from sync_job.router.apply import apply
+from sync_job.router.client import RouterSettings, RouterWriter, make_http_client
+from sync_job.router.desired import desired_objects
+from sync_job.router.ownership import Ownership
+from sync_job.router.plan import Plan
+from sync_job.router.planner import find_marker, plan_changes
+from sync_job.router.tables import Table
+from sync_job.testing.emulator import RouterOSEmulator
 
 OWN = Ownership()
 PASSWORD = "property-test"
@@ -225,7 +226,7 @@ def writer(emulator: RouterOSEmulator) -> tuple[RouterWriter, Any]:
 def make_plan(world: World, tables: Mapping[Table, Sequence[Row]]) -> Plan:
     marker = find_marker(tables[Table.FILTER], OWN)
     wanted = desired_objects(world.wanted, OWN, marker.chain)
-    return plan(wanted, tables, OWN, marker, world.frozen)
+    return plan_changes(wanted, tables, OWN, marker, world.frozen)
 
 
 def is_managed(table: Table, row: Mapping[str, str], frozen: frozenset[str]) -> bool:
@@ -366,7 +367,7 @@ def test_a_dynamic_entry_in_an_owned_list_does_not_cause_endless_drift() -> None
 def test_a_failed_move_does_not_strand_another_policys_new_rule_above_foreign_rules() -> None:
     """b's rule sits above the user's drops and its move back fails; a's new rule, planned to
     go before b's, must still land directly above the marker, not next to b's stray rule."""
-    from sync_job.faults import Faults
+    from sync_job.testing.faults import Faults
 
     world = World(
         wanted=[

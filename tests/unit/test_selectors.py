@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from sync_job.cluster import Pod
 from sync_job.model import PolicyError, Reason
-from sync_job.selectors import endpoint_labels, matches, parse_selector, split_key
+from sync_job.source.selectors import endpoint_labels, matches, parse_selector, split_key
+from sync_job.source.snapshot import Pod
 
 OWNER = "CiliumClusterwideNetworkPolicy my-policy"
 FIELD = "spec.endpointSelector"

@@ -1,0 +1,205 @@
+"""One CronJob process: check the settings, build the clients, hold the Lease, run one pass,
+print the plan, write the metrics, and say which exit code that makes.
+
+Exit codes: 0 success; 1 any failure, including a policy that is not Synced; 2 drift under
+`--check`; 64 usage or configuration error (never 2, so CI can tell drift from a typo).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sync_job import logs, metrics, render
+from sync_job.errors import ConfigError, SyncError
+from sync_job.kubeapi import KubeClient, api_client
+from sync_job.lease import LeaseLock
+from sync_job.report import RunReport
+from sync_job.router.client import RouterReader, RouterSettings, RouterWriter, make_http_client
+from sync_job.router.ownership import InvalidPrefix, Ownership
+from sync_job.run import SyncSettings, run_once
+from sync_job.settings import JobSettings, LockSettings
+from sync_job.source.cilium import DEFAULT_RESERVED
+from sync_job.source.cluster import read_snapshot
+from sync_job.source.file import load_snapshot
+from sync_job.source.snapshot import ClusterSnapshot
+from sync_job.status.writes import RouterPolicyWriter
+
+EXIT_OK, EXIT_FAILED, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2, 64
+
+log = logging.getLogger("sync_job")
+
+
+class UsageError(Exception):
+    """A setting is wrong; the message says which and how."""
+
+
+def one_pass(
+    from_file: Path, router_url: str, password: str, transport: Any, output: str
+) -> RunReport:
+    """One pass from a file against a router reached through `transport`; the plan printed."""
+    settings = RouterSettings(router_url, "admin", password)
+    with make_http_client(settings, transport=transport) as http:
+        report = run_once(
+            read_cluster=lambda: load_snapshot(from_file),
+            router=RouterWriter(http, settings),
+            kube=None,
+            settings=SyncSettings(),
+            check=False,
+            now=lambda: datetime.now(UTC),
+        )
+    formatter = render.to_json if output == "json" else render.to_text
+    sys.stdout.write(formatter(report, check=False))
+    return report
+
+
+def run_demo(output: str) -> int:
+    """`router-policy-sync demo`; the emulator it needs is loaded only for it."""
+    from sync_job.demo import run_demo as demo
+
+    return demo(output)
+
+
+def exit_code(report: RunReport, check: bool) -> int:
+    if report.failed:
+        return EXIT_FAILED
+    if check and report.drift:
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def run_job(settings: JobSettings) -> int:
+    """The whole process after flag parsing; returns the exit code."""
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
+        secrets=logs.secret_forms(settings.router_username, settings.router_password),
+    )
+    try:
+        router_settings = _router_settings(settings)
+        sync_settings = _sync_settings(settings)
+    except UsageError as error:
+        sys.stderr.write(f"Error: {error}\n")
+        return EXIT_USAGE
+    started = time.monotonic()
+    with make_http_client(router_settings) as http:
+        router = (RouterReader if settings.check else RouterWriter)(http, router_settings)
+        code, report = _run(router, sync_settings, settings)
+    if (settings.pushgateway_url or settings.metrics_file) and not settings.check:
+        # --check writes nothing anywhere, metrics included
+        _write_metrics(report, code, time.monotonic() - started, router, settings)
+    return code
+
+
+def _router_settings(settings: JobSettings) -> RouterSettings:
+    url = settings.router_url
+    if not url:
+        raise UsageError("--mikrotik-base-url (or MIKROTIK_BASE_URL) is required")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--mikrotik-base-url {url!r} must start with https:// or http://")
+    return RouterSettings(
+        url,
+        settings.router_username,
+        settings.router_password,
+        ca_file=str(settings.router_ca_file) if settings.router_ca_file else None,
+        insecure_skip_verify=settings.router_insecure_skip_verify,
+        timeout=settings.router_timeout,
+    )
+
+
+def _sync_settings(settings: JobSettings) -> SyncSettings:
+    try:
+        ownership = Ownership(settings.comment_prefix)
+    except InvalidPrefix as error:
+        raise UsageError(str(error)) from None
+    networks = DEFAULT_RESERVED
+    if settings.reserved_cidrs:
+        try:
+            networks = tuple(
+                ipaddress.IPv4Network(cidr, strict=False) for cidr in settings.reserved_cidrs
+            )
+        except ValueError as error:
+            raise UsageError(f"--reserved-cidr: {error}") from None
+    return SyncSettings(
+        ownership=ownership,
+        reserved=networks,
+        cluster_name=settings.cluster_name,
+        status_refresh=timedelta(seconds=settings.status_refresh),
+    )
+
+
+def _write_metrics(
+    report: RunReport | None,
+    code: int,
+    duration: float,
+    router: RouterReader,
+    settings: JobSettings,
+) -> None:
+    metrics_file = settings.metrics_file
+    last = metrics.previous_last_success(metrics_file) if metrics_file else None
+    text = metrics.exposition(
+        report,
+        success=code in (EXIT_OK, EXIT_DRIFT),
+        finished=time.time(),
+        duration=duration,
+        router_requests=router.requests,
+        last_success=last,
+    )
+    if metrics_file:
+        metrics.write_textfile(metrics_file, text)
+    if settings.pushgateway_url:
+        metrics.push(settings.pushgateway_url, text)
+
+
+def _lease(kube: KubeClient, lock: LockSettings) -> LeaseLock:
+    return LeaseLock(
+        kube, lock.namespace, lock.name, lock.holder, duration=lock.duration, wait=lock.wait
+    )
+
+
+def _run(
+    router: RouterReader, sync_settings: SyncSettings, settings: JobSettings
+) -> tuple[int, RunReport | None]:
+    check = settings.check
+    writer: RouterPolicyWriter | None = None
+    read_cluster: Callable[[], ClusterSnapshot]
+    held: LeaseLock | None = None
+    try:
+        if settings.from_file is not None:
+            path: Path = settings.from_file
+            read_cluster = lambda: load_snapshot(path)  # noqa: E731
+        else:
+            kube = KubeClient(api_client(settings.kubeconfig))
+            read_cluster = lambda: read_snapshot(kube)  # noqa: E731
+            writer = None if check else RouterPolicyWriter(kube)
+            if settings.lock.enabled:
+                held = _lease(kube, settings.lock)
+                held.acquire()
+                router.restart_deadline()  # the wait for the Lease is not the router's time
+        report = run_once(
+            read_cluster=read_cluster,
+            router=router,
+            kube=writer,
+            settings=sync_settings,
+            check=check,
+            now=lambda: datetime.now(UTC),
+        )
+    except ConfigError as error:
+        log.error("%s", error)
+        return EXIT_USAGE, None
+    except SyncError as error:
+        log.error("nothing was written: %s", error)
+        return EXIT_FAILED, None
+    finally:
+        if held is not None:
+            held.release()
+    formatter = render.to_json if settings.output == "json" else render.to_text
+    sys.stdout.write(formatter(report, check=check))
+    sys.stdout.flush()
+    return exit_code(report, check), report

@@ -1,0 +1,40 @@
+"""What one pass found and did: the RunReport that render, metrics and the exit code read.
+
+This is the one door from the stages to the front end: `render` and `metrics` import the
+types they need from here (and `sync_job.model`), never from `router` or `status` directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync_job.model import Action, PolicyOutcome
+from sync_job.router.apply import ApplyResult
+from sync_job.router.plan import Change, Plan
+from sync_job.status.reconcile import KubeChange
+
+__all__ = ["Action", "ApplyResult", "Change", "KubeChange", "Plan", "RunReport"]
+
+
+@dataclass(slots=True)
+class RunReport:
+    outcomes: list[PolicyOutcome]
+    plan: Plan
+    kube_changes: list[KubeChange]
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    marker_error: str | None = None
+    applied: ApplyResult | None = None
+    kube_errors: list[str] = field(default_factory=list)
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.plan) or bool(self.kube_changes) or self.marker_error is not None
+
+    @property
+    def failed(self) -> bool:
+        router_failed = self.applied is not None and not self.applied.ok
+        unsynced = any(not outcome.ready for outcome in self.outcomes)
+        # Without a marker nothing is written, even orphans a run would remove: never a success.
+        no_marker = self.marker_error is not None
+        return router_failed or unsynced or no_marker or bool(self.kube_errors)

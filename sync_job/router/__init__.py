@@ -1,0 +1,6 @@
+"""PLAN + APPLY on the router: what it must hold, what differs, and the writes that fix it.
+
+tables (the RouterOS menus and row type), ownership (names and the `<prefix>::` scheme),
+desired (a target's rows), plan (the Plan value), planner (the pure planner), apply (the
+writes, in plan order), client (the RouterOS REST client: a reader and a writer).
+"""

@@ -1,0 +1,214 @@
+"""Executes a Plan against the router, change by change, in the plan's order.
+
+A failed write fails its policy: the policy's remaining changes are skipped, so a policy is
+never left half-way in a way the plan did not foresee, and the other policies go on. An
+authentication or TLS failure, or the client's deadline passing, stops everything (no later
+request could succeed). A filter rule whose planned successor was not created (its policy
+failed) is placed before that successor's own successor instead, so the block stays ordered and
+one policy's failure does not fail its neighbours.
+
+Writes are never blindly retried. After an ambiguous failure (the connection dropped or timed
+out after sending, a 5xx, RouterOS's `Session closed`) the applier re-reads what the write was
+about and only then decides: a create that did take effect is adopted instead of being sent
+again, so no duplicate is ever made; a delete whose object is gone is done; an update whose
+fields already hold is done; a move is repeated only once its rule is known to exist (a move is
+idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sync_job.errors import RouterAuthError, RouterError
+from sync_job.model import Action
+from sync_job.router.client import RouterDeadline, RouterWriter
+from sync_job.router.plan import Change, Plan
+from sync_job.router.planner import normalise
+from sync_job.router.tables import Table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    done: list[Change] = field(default_factory=list)
+    failed: list[tuple[Change, str]] = field(default_factory=list)
+    skipped: list[Change] = field(default_factory=list)
+    failed_policies: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+    def done_by_policy(self) -> dict[str, Counter[Action]]:
+        """How many changes of each action were made for each policy."""
+        counts: dict[str, Counter[Action]] = {}
+        for change in self.done:
+            counts.setdefault(change.policy, Counter())[change.action] += 1
+        return counts
+
+
+def _identity_match(change: Change) -> dict[str, str]:
+    if change.table is Table.ADDRESS_LIST:
+        return {"list": change.after["list"], "address": change.after["address"]}
+    return {"comment": change.after["comment"]}
+
+
+def _create(change: Change, writer: RouterWriter, place_before: str | None) -> dict[str, str]:
+    try:
+        return writer.create(change.table, change.after, place_before=place_before)
+    except RouterError as error:
+        duplicate = error.status == 400 and "already have such entry" in error.detail
+        if not (error.ambiguous or duplicate):
+            raise
+        found = writer.find(change.table, _identity_match(change))
+        if found:
+            log.warning(
+                "%s: the create took effect (or another run made it); adopting %s",
+                change.key,
+                found[0][".id"],
+            )
+            return found[0]
+        if duplicate:
+            raise
+        log.warning("%s: the create did not take effect; sending it once more", change.key)
+        return writer.create(change.table, change.after, place_before=place_before)
+
+
+def _delete(change: Change, writer: RouterWriter) -> None:
+    try:
+        writer.delete(change.table, str(change.id))
+    except RouterError as error:
+        if error.status == 404:
+            return  # already gone: what the plan wanted
+        if not error.ambiguous:
+            raise
+        if writer.get(change.table, str(change.id)) is not None:  # it did not take effect
+            writer.delete(change.table, str(change.id))
+
+
+def _update(change: Change, writer: RouterWriter) -> None:
+    def write() -> None:
+        writer.update(change.table, str(change.id), change.after)
+
+    try:
+        write()
+    except RouterError as error:
+        if not error.ambiguous:
+            raise
+        row = writer.get(change.table, str(change.id))
+        if row is None:
+            raise
+        if all(normalise(k, row.get(k, "")) == normalise(k, v) for k, v in change.after.items()):
+            log.warning("%s: the update took effect; not sending it again", change.key)
+            return
+        log.warning("%s: the update did not take effect; sending it once more", change.key)
+        write()
+
+
+def _move(change: Change, writer: RouterWriter, destination: str) -> None:
+    def write() -> None:
+        writer.move(change.table, [str(change.id)], destination)
+
+    try:
+        write()
+    except RouterError as error:
+        if not error.ambiguous:
+            raise
+        if writer.get(change.table, str(change.id)) is None:
+            raise
+        log.warning("%s: the move may not have taken effect; sending it once more", change.key)
+        write()  # a move to the same destination leaves the same order when repeated
+
+
+class PlacementError(Exception):
+    """A rule's planned destination is gone: the rule is not written anywhere else."""
+
+
+class _Placement:
+    """Resolves a change's `destination` to an `.id`, falling back along the planned chain.
+
+    A destination that was itself to be created or moved in this run counts only once that
+    write succeeded; otherwise the rule goes before that one's own destination, and so on down
+    to a rule already in place or the marker. So a failed policy never leaves another policy's
+    rule wherever its own misplaced rule happens to be.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.ids: dict[str, str] = {}  # keys whose create or move succeeded in this run
+        self._placed = {
+            c.key: c
+            for c in plan.changes
+            if c.action in (Action.CREATE, Action.MOVE) and c.destination
+        }
+
+    def resolve(self, change: Change) -> str | None:
+        if change.destination is None:
+            return None
+        key, known = change.destination, change.destination_id
+        seen: set[str] = set()
+        while key not in self.ids:
+            upstream = self._placed.get(key)
+            if upstream is None:  # needed no placing: already in place, or the marker
+                if known is None:
+                    raise PlacementError(f"cannot place {change.key}: {key} does not exist")
+                break
+            if key in seen or upstream.destination is None:
+                raise PlacementError(
+                    f"cannot place {change.key}: {change.destination} was not placed"
+                )
+            seen.add(key)
+            key, known = upstream.destination, upstream.destination_id
+        if key != change.destination:
+            log.warning(
+                "%s: %s was not placed; placing it before %s instead",
+                change.key,
+                change.destination,
+                key,
+            )
+        return self.ids.get(key) or known
+
+
+def _execute(change: Change, writer: RouterWriter, placement: _Placement) -> None:
+    destination = placement.resolve(change)
+    if change.action is Action.CREATE:
+        placement.ids[change.key] = _create(change, writer, destination)[".id"]
+    elif change.action is Action.UPDATE:
+        _update(change, writer)
+    elif change.action is Action.MOVE:
+        _move(change, writer, str(destination))
+        placement.ids[change.key] = str(change.id)
+    else:
+        _delete(change, writer)
+
+
+def apply(plan: Plan, writer: RouterWriter) -> ApplyResult:
+    result = ApplyResult()
+    placement = _Placement(plan)
+    pending = list(plan.changes)
+    while pending:
+        change = pending.pop(0)
+        if change.policy in result.failed_policies:
+            result.skipped.append(change)
+            continue
+        try:
+            _execute(change, writer, placement)
+        except (RouterAuthError, RouterDeadline) as error:
+            log.error("stopping: %s", error)
+            result.failed.append((change, str(error)))
+            for blocked in (change, *pending):
+                result.failed_policies.setdefault(blocked.policy, str(error))
+            result.skipped.extend(pending)
+            break
+        except (RouterError, PlacementError) as error:
+            log.error(
+                "%s %s %s failed: %s", change.action.value, change.table.label, change.key, error
+            )
+            result.failed.append((change, str(error)))
+            result.failed_policies.setdefault(change.policy, str(error))
+            continue
+        log.info("%s %s %s", change.action.value, change.table.label, change.key)
+        result.done.append(change)
+    return result

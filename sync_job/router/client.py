@@ -1,0 +1,342 @@
+"""RouterOS REST client: `RouterReader` reads the three firewall tables, `RouterWriter` adds writes.
+
+`--check` is handed a `RouterReader`, which has no method that could change the router. Reads are
+retried with capped, jittered exponential backoff on connection errors, timeouts, 5xx and
+RouterOS's `Session closed`; writes are never retried here (the applier decides after
+re-reading). A write whose outcome is unknown (the connection dropped or timed out after sending,
+a 5xx, `Session closed`, a reply that cannot be parsed) raises a `RouterError` with `ambiguous`
+set. 401/403, the `not enough permissions` 500 and TLS failures raise `RouterAuthError` at once
+(no later request could succeed), saying what to check.
+
+The whole client is bounded by `RouterSettings.deadline`, counted from its creation (or from
+`restart_deadline`, once a run holds its Lease): no request starts after it, and each request's
+timeout is cut to the time left, so a run ends on its own well inside the CronJob's
+`activeDeadlineSeconds` (240 s) instead of being killed. Every httpx failure becomes a
+`RouterError` naming the request; credentials are never part of a message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
+
+import httpx
+
+from sync_job.errors import RouterAuthError, RouterError, RouterUnreachable
+from sync_job.logs import secret_forms
+from sync_job.router.tables import Table
+
+log = logging.getLogger(__name__)
+
+# Only what the planner compares or needs to place rules; a 50,000-entry address list read
+# without `.proplist` is several times larger (creation-time, counters, flags).
+PROPLISTS: Mapping[Table, str] = {
+    Table.FILTER: ".id,chain,action,protocol,dst-port,src-address-list,comment,disabled,dynamic",
+    Table.NAT: ".id,chain,action,protocol,dst-port,src-address-list,to-addresses,to-ports,"
+    "comment,disabled,dynamic",
+    Table.ADDRESS_LIST: ".id,list,address,disabled,dynamic",
+}
+
+
+# What a router user's group must allow; 401 (no `rest-api`) and the permission 500s say so.
+NEEDED_POLICIES = "read, write, api and rest-api"
+# RouterOS's 500 details when the group lacks `api` or `read`/`write` (reference 2.2).
+_PERMISSION_DETAILS = ("not enough permissions", "std failure: not allowed")
+BACKOFF_START = 0.2
+BACKOFF_CAP = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    """`deadline` bounds every request of one client together (seconds from its creation); the
+    default leaves a run ample room inside the CronJob's activeDeadlineSeconds of 240 s."""
+
+    base_url: str
+    username: str
+    password: str = field(repr=False)
+    _: KW_ONLY
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    timeout: float = 10.0
+    read_attempts: int = 4
+    deadline: float = 120.0
+
+
+class RouterDeadline(RouterUnreachable):
+    """The client's total deadline has passed: nothing more is sent to the router."""
+
+
+def _safe_url(url: str) -> str:
+    """The URL without any `user:password@` part, for messages."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
+
+
+def _verify(settings: RouterSettings) -> ssl.SSLContext | bool:
+    if settings.insecure_skip_verify:
+        log.warning("TLS verification of the router is OFF (--mikrotik-insecure-skip-verify)")
+        return False
+    if settings.ca_file:
+        try:
+            return ssl.create_default_context(cafile=settings.ca_file)
+        except (OSError, ssl.SSLError, ValueError) as error:
+            # Never a traceback, and never a silent fallback to the system CAs: a context that
+            # trusts nothing makes every TLS request fail with a RouterAuthError.
+            log.error(
+                "cannot load --mikrotik-ca-file %s (%s): no router certificate can be trusted",
+                settings.ca_file,
+                getattr(error, "strerror", None) or error,
+            )
+            return _trust_nothing()
+    return True
+
+
+def _trust_nothing() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no CA at all
+    return context
+
+
+def make_http_client(
+    settings: RouterSettings, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    if settings.base_url.startswith("http://"):
+        log.warning(
+            "router URL %s is plain HTTP: the password and firewall travel unencrypted",
+            _safe_url(settings.base_url),
+        )
+    return httpx.Client(
+        base_url=settings.base_url.rstrip("/"),
+        auth=(settings.username, settings.password),
+        verify=_verify(settings),
+        timeout=settings.timeout,
+        transport=transport,
+        headers={"Accept": "application/json"},
+    )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "error"
+    if isinstance(body, Mapping):
+        message = str(body.get("message") or response.reason_phrase)
+        return f"{message}: {body['detail']}" if body.get("detail") else message
+    return response.reason_phrase
+
+
+class RouterReader:
+    """GET-only access to the router.
+
+    `sleep`, `clock` and `rng` are injectable so tests can check the backoff without waiting.
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        settings: RouterSettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._http = http
+        self._attempts = max(1, settings.read_attempts if settings else 4)
+        self._deadline = settings.deadline if settings else 120.0
+        self._timeout = settings.timeout if settings else 10.0
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._started = clock()
+        # Never part of a message: a router (or a proxy) may echo what it was sent.
+        self._secrets = secret_forms(settings.username, settings.password) if settings else []
+        self.requests: Counter[str] = Counter()
+
+    def _scrub(self, text: object) -> str:
+        clean = str(text)
+        for secret in self._secrets:
+            clean = clean.replace(secret, "***")
+        return clean
+
+    def _remaining(self, method: str, path: str) -> float:
+        remaining = self._deadline - (self._clock() - self._started)
+        if remaining <= 0:
+            raise RouterDeadline(
+                method, path, None,
+                f"not sent: the router deadline of {self._deadline:g}s has passed",
+            )  # fmt: skip
+        return remaining
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        timeout = min(self._timeout, self._remaining(method, path))
+        self.requests[method] += 1
+        write = method != "GET"
+        try:
+            response = self._http.request(method, "/" + path, timeout=timeout, **kwargs)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            # Nothing was sent: never ambiguous.
+            raise RouterUnreachable(
+                method, path, None, f"cannot connect ({self._scrub(error)})"
+            ) from None
+        except httpx.TimeoutException as error:
+            what = f"timed out after {timeout:g}s ({self._scrub(error)})"
+            raise RouterUnreachable(method, path, None, what, ambiguous=True) from None
+        except httpx.ConnectError as error:
+            tls = _tls_failure(error)
+            if tls is not None:
+                raise RouterAuthError(method, path, None, self._scrub(tls)) from None
+            raise RouterUnreachable(
+                method, path, None, f"cannot connect ({self._scrub(error)})"
+            ) from None
+        except httpx.TransportError as error:
+            raise RouterUnreachable(
+                method, path, None, f"connection lost ({self._scrub(error)})", ambiguous=True
+            ) from None
+        status = response.status_code
+        if status in (401, 403):
+            raise RouterAuthError(
+                method, path, status,
+                f"{self._scrub(_detail(response))}; check the router username and password "
+                f"and that its group has the {NEEDED_POLICIES} policies",
+            )  # fmt: skip
+        if status >= 400:
+            detail = self._scrub(_detail(response))
+            if status >= 500 and any(word in detail for word in _PERMISSION_DETAILS):
+                raise RouterAuthError(
+                    method, path, status,
+                    f"{detail}; the router user's group needs the {NEEDED_POLICIES} policies",
+                )  # fmt: skip
+            # RouterOS's own 60 s limit, or a server error: the command may or may not have run.
+            ambiguous = (status == 400 and "Session closed" in detail) or (write and status >= 500)
+            raise RouterError(method, path, status, detail, ambiguous=ambiguous)
+        return response
+
+    def _read(self, path: str, params: Mapping[str, str]) -> Any:
+        delay = BACKOFF_START
+        for attempt in range(1, self._attempts + 1):
+            try:
+                response = self._send("GET", path, params=params)
+                return _json(response, "GET", path)
+            except (RouterAuthError, RouterDeadline):
+                raise
+            except RouterError as error:
+                retryable = error.status is None or error.status >= 500 or error.ambiguous
+                pause = min(delay, BACKOFF_CAP) * self._rng.uniform(0.5, 1.5)
+                elapsed = self._clock() - self._started
+                late = elapsed + pause >= self._deadline
+                if not retryable or attempt == self._attempts or late:
+                    raise
+                log.warning("%s; retrying in %.2fs (attempt %d)", error, pause, attempt)
+            self._sleep(pause)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def restart_deadline(self) -> None:
+        """Count the deadline from now, e.g. once a run has waited for its Lease."""
+        self._started = self._clock()
+
+    def rows(self, table: Table) -> list[dict[str, str]]:
+        return _rows(self._read(table.value, {".proplist": PROPLISTS[table]}), table.value)
+
+    def find(self, table: Table, match: Mapping[str, str]) -> list[dict[str, str]]:
+        """Rows whose fields equal `match` (a server-side equality filter)."""
+        body = self._read(table.value, {**match, ".proplist": PROPLISTS[table]})
+        return _rows(body, table.value)
+
+    def get(self, table: Table, id: str) -> dict[str, str] | None:
+        path = f"{table.value}/{id}"
+        try:
+            row = self._read(path, {".proplist": PROPLISTS[table]})
+        except RouterError as error:
+            if error.status == 404:
+                return None
+            raise
+        return _row(row, "GET", path)
+
+    def read_tables(self) -> dict[Table, list[dict[str, str]]]:
+        return {table: self.rows(table) for table in Table}
+
+
+def _tls_failure(error: httpx.ConnectError) -> str | None:
+    """What to check when a connection failed in the TLS handshake, else None."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    text = str(cause or error)
+    if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"the router's TLS certificate was not accepted ({text}); check --mikrotik-ca-file "
+            "(the CA that signed the router's certificate) and that the host in "
+            "--mikrotik-base-url is in the certificate"
+        )
+    if cause is not None or "SSL" in text:
+        return (
+            f"TLS handshake with the router failed ({text}); check that --mikrotik-base-url "
+            "uses https:// for the www-ssl service (http:// for www) and the port"
+        )
+    return None
+
+
+def _json(response: httpx.Response, method: str, path: str) -> Any:
+    """The reply's JSON; RouterOS may emit raw control characters in strings, so be lenient."""
+    try:
+        return json.loads(response.content.decode("utf-8", errors="replace"), strict=False)
+    except ValueError:
+        raise RouterError(
+            method, path, response.status_code, "the reply is not JSON", ambiguous=method != "GET"
+        ) from None
+
+
+def _row(body: Any, method: str, path: str) -> dict[str, str]:
+    if not isinstance(body, Mapping) or not isinstance(body.get(".id", ""), str):
+        raise RouterError(method, path, 200, "the reply is not a JSON object", ambiguous=True)
+    return {str(k): str(v) for k, v in body.items()}
+
+
+def _rows(body: Any, path: str) -> list[dict[str, str]]:
+    """The reply's rows as string mappings; RouterOS sends strings, so rows are rarely copied."""
+    if not isinstance(body, list):
+        raise RouterError("GET", path, 200, "the reply is not a JSON array of objects")
+    for index, row in enumerate(body):
+        if type(row) is not dict:
+            raise RouterError("GET", path, 200, "the reply is not a JSON array of objects")
+        if any(type(value) is not str for value in row.values()):
+            body[index] = {str(k): str(v) for k, v in row.items()}
+    return body
+
+
+class RouterWriter(RouterReader):
+    """Reads plus the four writes a plan needs. Writes are sent once; never retried here."""
+
+    def create(
+        self, table: Table, fields: Mapping[str, str], place_before: str | None = None
+    ) -> dict[str, str]:
+        body = dict(fields)
+        if place_before is not None:
+            body["place-before"] = place_before
+        response = self._send("PUT", table.value, json=body)
+        created = _row(_json(response, "PUT", table.value), "PUT", table.value)
+        if not created.get(".id"):
+            raise RouterError("PUT", table.value, 201, "the reply has no .id", ambiguous=True)
+        return created
+
+    def update(self, table: Table, id: str, fields: Mapping[str, str]) -> None:
+        self._send("PATCH", f"{table.value}/{id}", json=dict(fields))
+
+    def delete(self, table: Table, id: str) -> None:
+        self._send("DELETE", f"{table.value}/{id}")
+
+    def move(self, table: Table, ids: Sequence[str], destination: str) -> None:
+        self._send(
+            "POST",
+            f"{table.value}/move",
+            json={"numbers": ",".join(ids), "destination": destination},
+        )

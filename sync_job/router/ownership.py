@@ -1,0 +1,94 @@
+"""The one place that knows how router objects are named and how ownership is recognised.
+
+Every object the tool writes carries the prefix (default `router-policy-sync`):
+
+- address list  `<prefix>::<policy>`                         (one entry per source IP)
+- filter rule   comment `<prefix>::<policy>::<proto>`
+- NAT rule      comment `<prefix>::<policy>::<proto>::<port>`
+- marker        the user's filter rule with comment exactly `<prefix>::marker`
+
+A filter or NAT rule is owned when its comment starts with `<prefix>::` and is not the marker; an
+address-list entry is owned when its list starts with `<prefix>::`. Anything else is foreign and
+never modified, moved or deleted. The scheme is the earlier Go controller's, kept byte for byte so
+users can switch without touching their router.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sync_job.router.tables import Table
+
+DEFAULT_PREFIX = "router-policy-sync"
+SEPARATOR = "::"
+MARKER_NAME = "marker"
+# Kubernetes object names are DNS-1123 subdomains, so they can never contain the separator.
+_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class InvalidPrefix(ValueError):
+    """The comment prefix could make this tool claim another instance's objects."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not _PREFIX_PATTERN.match(self.prefix):
+            raise InvalidPrefix(
+                f"comment prefix {self.prefix!r} must be 1-63 letters, digits, '.', '_' or '-' "
+                "(no ':'), starting with a letter or digit"
+            )
+
+    @property
+    def marker_comment(self) -> str:
+        return f"{self.prefix}{SEPARATOR}{MARKER_NAME}"
+
+    def address_list(self, policy: str) -> str:
+        return f"{self.prefix}{SEPARATOR}{policy}"
+
+    def filter_comment(self, policy: str, protocol: str) -> str:
+        return f"{self.prefix}{SEPARATOR}{policy}{SEPARATOR}{protocol}"
+
+    def nat_comment(self, policy: str, protocol: str, port: int) -> str:
+        return f"{self.prefix}{SEPARATOR}{policy}{SEPARATOR}{protocol}{SEPARATOR}{port}"
+
+    def is_marker(self, table: Table, fields: Mapping[str, str]) -> bool:
+        return table is Table.FILTER and fields.get("comment") == self.marker_comment
+
+    @property
+    def head(self) -> str:
+        """What every owned name starts with: a cheap first test before `owner_policy`."""
+        return self.prefix + SEPARATOR
+
+    @staticmethod
+    def name_field(table: Table) -> str:
+        """The field that carries an object's owned name in `table`."""
+        return "list" if table is Table.ADDRESS_LIST else "comment"
+
+    def owner_policy(self, table: Table, fields: Mapping[str, str]) -> str | None:
+        """The policy an owned object belongs to, or None when the object is foreign.
+
+        An owned object whose name has no policy part (`<prefix>::`) belongs to the policy "".
+        Dynamic rows are RouterOS's own and never owned, whatever their comment says.
+        """
+        if fields.get("dynamic") == "true":
+            return None
+        name = fields.get(self.name_field(table), "")
+        if not name.startswith(self.head) or self.is_marker(table, fields):
+            return None
+        return name[len(self.head) :].split(SEPARATOR, 1)[0]
+
+    def identity(self, table: Table, fields: Mapping[str, str]) -> str:
+        """The key two objects share when they are the same object to the tool."""
+        if table is Table.ADDRESS_LIST:
+            return f"{fields.get('list', '')} {normalise_address(fields.get('address', ''))}"
+        return fields.get("comment", "")
+
+
+def normalise_address(address: str) -> str:
+    """RouterOS stores a single host without `/32`."""
+    return address.removesuffix("/32")

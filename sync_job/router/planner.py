@@ -1,0 +1,316 @@
+"""The pure planner: (desired rows, router tables as read) -> Plan. No I/O, no clock.
+
+Objects are matched by identity (comment for rules, list + address for entries), and only the
+fields the tool manages are compared, after normalising RouterOS strings. Foreign objects are
+never in a plan; owned objects of a policy that failed this run (`frozen`) are left exactly as
+they are. Owned filter rules are kept as one contiguous block directly above the marker, in
+identity order, using as few `move`s as the current order allows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence, Set
+from dataclasses import dataclass
+
+from sync_job.model import Action, PolicyTarget
+from sync_job.router.desired import desired_objects
+from sync_job.router.ownership import Ownership, normalise_address
+from sync_job.router.plan import Change, Plan
+from sync_job.router.tables import RouterObject, Table
+
+Row = Mapping[str, str]
+Tables = Mapping[Table, Sequence[Row]]
+
+
+class MarkerError(Exception):
+    """The marker rule is missing or not unique, so no filter rule can be placed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    id: str
+    chain: str
+    comment: str
+
+
+def find_marker(filter_rows: Sequence[Row], ownership: Ownership) -> Marker:
+    found = [row for row in filter_rows if ownership.is_marker(Table.FILTER, row)]
+    how_to = (
+        "create it on the router above your final drop rule, e.g. `/ip firewall filter add "
+        f'chain=forward action=passthrough disabled=yes comment="{ownership.marker_comment}" '
+        "place-before=<id of the drop rule>`"
+    )
+    if not found:
+        raise MarkerError(f"no filter rule with comment {ownership.marker_comment!r}: {how_to}")
+    if len(found) > 1:
+        ids = ", ".join(row.get(".id", "?") for row in found)
+        raise MarkerError(
+            f"{len(found)} filter rules ({ids}) have comment {ownership.marker_comment!r}; "
+            "keep exactly one"
+        )
+    return Marker(found[0][".id"], found[0].get("chain", ""), ownership.marker_comment)
+
+
+def normalise(name: str, value: str) -> str:
+    """The canonical form of one managed RouterOS value."""
+    if name in ("dst-port", "to-ports"):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        return ",".join(sorted(parts, key=lambda part: (len(part.split("-")[0]), part)))
+    if name == "address":
+        return normalise_address(value)
+    if name == "protocol":
+        return value.lower()
+    if name == "disabled":
+        return "true" if value in ("true", "yes") else "false"
+    return value
+
+
+def _managed_diff(desired: Row, actual: Row) -> dict[str, str]:
+    """The fields (with desired values) where the row read differs from the row wanted."""
+    wanted = {**desired, "disabled": "false"}
+    return {
+        name: value
+        for name, value in wanted.items()
+        if (current := actual.get(name, "")) != value
+        and normalise(name, value) != normalise(name, current)
+    }
+
+
+def _pick_keeper(desired: Row, rows: Sequence[Row]) -> Row:
+    return min(rows, key=lambda row: len(_managed_diff(desired, row)))
+
+
+def _managed_view(desired: Row, actual: Row) -> dict[str, str]:
+    return {name: actual[name] for name in (*desired, "disabled") if name in actual}
+
+
+def _longest_ordered_subsequence(indices: Sequence[int]) -> set[int]:
+    """The largest set of `indices` that already appears in increasing order (patience sort)."""
+    tails: list[int] = []  # tails[k] = position in `indices` ending the best run of length k+1
+    parent: list[int | None] = [None] * len(indices)
+    for position, value in enumerate(indices):
+        low, high = 0, len(tails)
+        while low < high:
+            middle = (low + high) // 2
+            if indices[tails[middle]] < value:
+                low = middle + 1
+            else:
+                high = middle
+        parent[position] = tails[low - 1] if low else None
+        if low == len(tails):
+            tails.append(position)
+        else:
+            tails[low] = position
+    kept: set[int] = set()
+    cursor = tails[-1] if tails else None
+    while cursor is not None:
+        kept.add(indices[cursor])
+        cursor = parent[cursor]
+    return kept
+
+
+class _TablePlanner:
+    """Matches one table's desired rows with its owned rows."""
+
+    def __init__(
+        self,
+        table: Table,
+        desired: Sequence[RouterObject],
+        rows: Sequence[Row],
+        ownership: Ownership,
+        frozen: Set[str],
+    ) -> None:
+        self.table = table
+        self.ownership = ownership
+        self.desired = {ownership.identity(table, obj.fields): obj.fields for obj in desired}
+        self.owned: dict[str, list[Row]] = defaultdict(list)
+        self.policy_of: dict[str, str] = {}
+        # Owned names all start with this, so the (many) foreign rows are skipped at once.
+        head, name_field = ownership.head, ownership.name_field(table)
+        # RouterOS's own dynamic entries (timeouts) in an owned list already hold their address:
+        # adding it again would be refused as a duplicate, run after run.
+        self.dynamic: set[str] = set()
+        for row in rows:
+            if not row.get(name_field, "").startswith(head):
+                continue
+            policy = ownership.owner_policy(table, row)
+            if policy is None and table is Table.ADDRESS_LIST and row.get("dynamic") == "true":
+                self.dynamic.add(ownership.identity(table, row))
+            if policy is None or policy in frozen:
+                continue
+            key = ownership.identity(table, row)
+            self.owned[key].append(row)
+            self.policy_of[key] = policy
+        self.keepers: dict[str, Row] = {}
+        self.deletes: list[Change] = []
+        self.updates: list[Change] = []
+        self._match()
+
+    def _policy(self, key: str, fields: Row) -> str:
+        return self.policy_of.get(key) or self.ownership.owner_policy(self.table, fields) or ""
+
+    def _delete(self, key: str, row: Row, reason: str) -> Change:
+        return Change(
+            action=Action.DELETE,
+            table=self.table,
+            key=key,
+            policy=self._policy(key, row),
+            reason=reason,
+            id=row[".id"],
+            before=dict(row),
+        )
+
+    def _match(self) -> None:
+        for key, rows in self.owned.items():
+            desired = self.desired.get(key)
+            if desired is None:
+                self.deletes.extend(self._delete(key, row, "no longer wanted") for row in rows)
+                continue
+            keeper = rows[0] if len(rows) == 1 else _pick_keeper(desired, rows)
+            self.keepers[key] = keeper
+            self.deletes.extend(
+                self._delete(key, row, "duplicate") for row in rows if row is not keeper
+            )
+            diff = _managed_diff(desired, keeper)
+            if diff:
+                self.updates.append(
+                    Change(
+                        action=Action.UPDATE,
+                        table=self.table,
+                        key=key,
+                        policy=self._policy(key, desired),
+                        reason="drift",
+                        id=keeper[".id"],
+                        before=_managed_view(desired, keeper),
+                        after=diff,
+                    )
+                )
+
+    def creates(self) -> list[Change]:
+        return [
+            Change(
+                action=Action.CREATE,
+                table=self.table,
+                key=key,
+                policy=self._policy(key, fields),
+                reason="missing",
+                after=fields,
+            )
+            for key, fields in sorted(self.desired.items())
+            if key not in self.keepers and key not in self.dynamic
+        ]
+
+
+def _place_filter_rules(
+    planner: _TablePlanner, rows: Sequence[Row], marker: Marker, ownership: Ownership
+) -> list[Change]:
+    """Creates and moves that leave the wanted filter rules in identity order above the marker.
+
+    Rules already in the run directly above the marker (bounded by the first foreign, dynamic or
+    frozen rule) keep their place when they are in order; every other rule is placed, last to
+    first, directly before its successor, so a correct block costs nothing and a first run only
+    creates.
+    """
+    deleted = {change.id for change in planner.deletes}
+    remaining = [row for row in rows if row.get(".id") not in deleted]
+    block = sorted(planner.desired)
+    order = {key: index for index, key in enumerate(block)}
+    marker_index = next(i for i, row in enumerate(remaining) if row.get(".id") == marker.id)
+    region: list[int] = []
+    for row in reversed(remaining[:marker_index]):
+        key = ownership.identity(Table.FILTER, row)
+        if planner.keepers.get(key) is not row:
+            break
+        region.append(order[key])
+    kept = _longest_ordered_subsequence(region[::-1])
+
+    changes: list[Change] = []
+    successor: str = marker.comment
+    successor_id: str | None = marker.id
+    for index in range(len(block) - 1, -1, -1):
+        key = block[index]
+        keeper = planner.keepers.get(key)
+        if index in kept and keeper is not None:
+            successor, successor_id = key, keeper[".id"]
+            continue
+        fields = planner.desired[key]
+        policy = planner._policy(key, fields)
+        if keeper is None:
+            change = Change(
+                action=Action.CREATE, table=Table.FILTER, key=key, policy=policy,
+                reason="missing", after=fields,
+                destination=successor, destination_id=successor_id,
+            )  # fmt: skip
+            successor_id = None
+        else:
+            change = Change(
+                action=Action.MOVE, table=Table.FILTER, key=key, policy=policy,
+                reason="not directly above the marker",
+                id=keeper[".id"], destination=successor, destination_id=successor_id,
+            )  # fmt: skip
+            successor_id = keeper[".id"]
+        successor = key
+        changes.append(change)
+    return changes
+
+
+def plan_changes(
+    desired: Iterable[RouterObject],
+    tables: Tables,
+    ownership: Ownership,
+    marker: Marker,
+    frozen: Set[str] = frozenset(),
+) -> Plan:
+    """Everything that must change for the router to hold exactly `desired` of what it owns.
+
+    `frozen` names policies whose owned objects must stay exactly as they are (their sync
+    failed in this run). Execution order: address-list entries of wanted lists first, then rule
+    deletes, rule updates, filter creates and moves, NAT creates, and last the entries of lists
+    no policy wants, so a rule never points at a list that is being emptied under it.
+    """
+    by_table: dict[Table, list[RouterObject]] = defaultdict(list)
+    for obj in desired:
+        by_table[obj.table].append(obj)
+    planners = {
+        table: _TablePlanner(table, by_table[table], tables.get(table, ()), ownership, frozen)
+        for table in Table
+    }
+    entries, nat, rules = planners[Table.ADDRESS_LIST], planners[Table.NAT], planners[Table.FILTER]
+    wanted_lists = {obj.fields["list"] for obj in by_table[Table.ADDRESS_LIST]}
+    wanted_lists |= {
+        ownership.address_list(ownership.owner_policy(Table.FILTER, obj.fields) or "")
+        for obj in (*by_table[Table.FILTER], *by_table[Table.NAT])
+    }
+
+    def in_wanted_list(change: Change) -> bool:
+        return change.before.get("list") in wanted_lists
+
+    changes: list[Change] = [
+        *(change for change in entries.deletes if in_wanted_list(change)),
+        *entries.updates,
+        *entries.creates(),
+        *nat.deletes,
+        *rules.deletes,
+        *rules.updates,
+        *nat.updates,
+        *_place_filter_rules(rules, tables.get(Table.FILTER, ()), marker, ownership),
+        *nat.creates(),
+        *(change for change in entries.deletes if not in_wanted_list(change)),
+    ]
+    return Plan(tuple(changes))
+
+
+def plan_router(
+    targets: Iterable[PolicyTarget],
+    tables: Tables,
+    ownership: Ownership,
+    frozen: Set[str] = frozenset(),
+) -> Plan:
+    """The plan for a pass: the marker found, the targets' rows built, the changes planned.
+
+    Raises MarkerError when the marker is missing or ambiguous: then nothing may be written.
+    """
+    marker = find_marker(tables.get(Table.FILTER, []), ownership)
+    wanted = desired_objects(targets, ownership, marker.chain)
+    return plan_changes(wanted, tables, ownership, marker, frozen)

@@ -1,0 +1,43 @@
+"""Everything one run of the job is told, as the command line hands it over.
+
+Plain values only (no imports of the pipeline), so `--help` and flag parsing stay fast; the job
+checks and turns them into the stages' own settings (`sync_job.job`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockSettings:
+    enabled: bool
+    namespace: str
+    name: str
+    holder: str
+    wait: float
+    duration: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSettings:
+    check: bool
+    output: str
+    from_file: Path | None
+    kubeconfig: str | None
+    router_url: str | None
+    router_username: str
+    router_password: str = field(repr=False)
+    router_ca_file: Path | None
+    router_insecure_skip_verify: bool
+    router_timeout: float
+    comment_prefix: str
+    reserved_cidrs: tuple[str, ...]
+    cluster_name: str
+    status_refresh: float
+    log_level: str
+    log_format: str
+    lock: LockSettings
+    pushgateway_url: str | None
+    metrics_file: Path | None

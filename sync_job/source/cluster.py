@@ -1,0 +1,75 @@
+"""The live cluster read: one list per kind, reduced to a ClusterSnapshot as it streams in.
+
+The pod list is the largest read of a pass, so it is kept to what selection needs:
+
+- finished pods are left out server-side (field selector on `status.phase`);
+- pods are read as metadata only (`PartialObjectMetadataList`: name, namespace, labels), about
+  half the bytes of full pods, unless an annotated policy mentions the service-account label
+  (`io.cilium.k8s.policy.serviceaccount`), the one selector key that needs `spec`;
+- list items are reduced to the snapshot's small `Pod`/`Service` records as they arrive, so the
+  decoded list is never held whole (peak memory is the reply's text, not the several times
+  larger tree of every pod's `managedFields`).
+
+Namespaces, whose labels are all a pass needs of them, are read as metadata only as well.
+Every failure is a SourceError naming the list, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sync_job.kubeapi import (
+    CILIUM_POLICIES,
+    LIVE_PODS,
+    NAMESPACES,
+    PODS,
+    ROUTER_POLICIES,
+    SERVICES,
+    KubeClient,
+)
+from sync_job.source.selectors import SERVICE_ACCOUNT_KEY
+from sync_job.source.snapshot import ClusterSnapshot, is_annotated, pod_from_raw, service_from_raw
+
+
+def _mentions_service_account(policies: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether any policy could select on the service-account label, which needs pod specs.
+
+    Selectors live in `spec` and `specs`, and a selector key equal to the label (with or without
+    a source prefix) contains it as text: rules that do not contain it anywhere cannot select on it.
+    """
+    return any(
+        SERVICE_ACCOUNT_KEY in json.dumps([policy.get("spec"), policy.get("specs")])
+        for policy in policies
+    )
+
+
+def read_snapshot(kube: KubeClient) -> ClusterSnapshot:
+    """The cluster as one pass needs it: five lists, whatever the number of policies."""
+    policies = [
+        policy
+        for policy in kube.items(CILIUM_POLICIES, "CiliumClusterwideNetworkPolicies")
+        if is_annotated(policy)
+    ]
+    router_policies = {
+        str(rp["metadata"]["name"]): rp for rp in kube.items(ROUTER_POLICIES, "RouterPolicies")
+    }
+    pod_query = {"fieldSelector": LIVE_PODS}
+    need_specs = _mentions_service_account(policies)
+    pods = [
+        pod_from_raw(pod)
+        for pod in kube.items(PODS, "pods", pod_query, metadata_only=not need_specs)
+    ]
+    services = [service_from_raw(service) for service in kube.items(SERVICES, "services")]
+    namespace_labels = {
+        str(ns["metadata"]["name"]): dict(ns["metadata"].get("labels") or {})
+        for ns in kube.items(NAMESPACES, "namespaces", metadata_only=True)
+    }
+    return ClusterSnapshot(
+        policies=policies,
+        pods=pods,
+        services=services,
+        namespace_labels=namespace_labels,
+        router_policies=router_policies,
+    )

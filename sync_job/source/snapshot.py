@@ -1,0 +1,98 @@
+"""Typed snapshot of the cluster objects one pass reads, parsed from raw API dicts at the boundary.
+
+Policies stay raw mappings: their validation must name the exact field at fault, so they are
+parsed by `sync_job.source.cilium`, not here. Pods and Services only carry the fields the pass uses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ANNOTATION = "router-policy-sync.homelab-helper.benfiola.com/sync-with-router"
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    service_account: str = ""
+    phase: str = "Running"
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    type: str
+    selector: Mapping[str, str]
+    ports: Sequence[Any]  # raw spec.ports: validated (bad fields named) by source.discovery
+    ingress_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSnapshot:
+    """What one pass knows of the cluster. `router_policies` is None when read from a file."""
+
+    policies: Sequence[Mapping[str, Any]]
+    pods: Sequence[Pod]
+    services: Sequence[Service]
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    router_policies: Mapping[str, Mapping[str, Any]] | None = None
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+def is_ipv4(value: Any) -> bool:
+    """Whether `value` is written as a plain IPv4 address."""
+    try:
+        ipaddress.IPv4Address(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def pod_from_raw(raw: Mapping[str, Any]) -> Pod:
+    meta = raw.get("metadata") or {}
+    spec = raw.get("spec") or {}
+    status = raw.get("status") or {}
+    return Pod(
+        namespace=str(meta.get("namespace") or "default"),
+        name=str(meta.get("name") or ""),
+        labels=_str_map(meta.get("labels")),
+        service_account=str(spec.get("serviceAccountName") or spec.get("serviceAccount") or ""),
+        phase=str(status.get("phase") or ""),
+    )
+
+
+def service_from_raw(raw: Mapping[str, Any]) -> Service:
+    meta = raw.get("metadata") or {}
+    spec = raw.get("spec") or {}
+    ingress = ((raw.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    # The router side is /ip/firewall (IPv4): an IPv6 ingress address can never be a gateway.
+    ips = tuple(
+        str(entry["ip"])
+        for entry in ingress
+        if isinstance(entry, Mapping) and is_ipv4(entry.get("ip"))
+    )
+    ports = spec.get("ports")
+    return Service(
+        namespace=str(meta.get("namespace") or "default"),
+        name=str(meta.get("name") or ""),
+        type=str(spec.get("type") or "ClusterIP"),
+        selector=_str_map(spec.get("selector")),
+        ports=list(ports) if isinstance(ports, list) else [],
+        ingress_ips=ips,
+    )
+
+
+def is_annotated(policy: Mapping[str, Any]) -> bool:
+    annotations = (policy.get("metadata") or {}).get("annotations") or {}
+    return isinstance(annotations, Mapping) and ANNOTATION in annotations

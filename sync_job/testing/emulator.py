@@ -1,0 +1,831 @@
+"""An in-memory RouterOS v7 REST emulator: a documented test double, not a router.
+
+Serves `ip/firewall/filter`, `ip/firewall/nat` and `ip/firewall/address-list` as described in
+the project's RouterOS REST notes (`docs/routeros-rest.md`, section numbers
+below). `demo` runs it in-process via `transport()`; tests also run it over HTTP(S) via
+`serve()`, which binds IPv4 loopback only.
+
+Documented behaviour followed: Basic auth on every request, else `401` without `detail` [2.2];
+PUT add 201 / GET print 200 / PATCH set 200 / DELETE 204 / POST `<menu>/<cmd>` [1.1, 1.3]; all
+reply values strings, booleans `"true"`/`"false"`, sorted keys, error envelope with `detail`
+absent on 401/404 [2.1, 5.1]; rule and address-list key sets (`disabled`/`log` only once
+written, empty `comment` omitted, address-list `disabled` always present, `timeout` entries
+dynamic) [5.2, 5.3]; `*`+hex ids from one never-reused counter [5.6]; GET `?k=v` ANDed
+equality (a row lacking `k` never matches) and `.proplist` that always includes `.id` [3.1];
+POST `print` with `.proplist` and `.query` words `name`, `-name`, `name=x`, `=name=x` and `#`
+ops `!` `&` `|` `.` on a stack of implicit trues [3.2]; add-only `place-before` and LAB-HA's
+measured `move` (block in the given order before `destination`, ids kept, missing/unknown
+destination = end, unknown `numbers` 404, the two measured 400s, bare numbers = console
+positions, comments accepted in `numbers`) [4.1]; address-list uniqueness on list + address
+of enabled entries and `/32` stripping [5.3]; `src-address`/`dst-address` `x/32` read as `x`
+[5.4]; dynamic filter/nat rows are builtins [4.2].
+
+Choices where the reference says UNKNOWN or INFER:
+
+* PATCH answers 200; an unknown id in any URL is 404. Ids parse as hex (`*1a` = `*1A`).
+* Missing required arguments: 400 `missing value(s) of argument(s) list, address`.
+* Malformed JSON: 400 `JSON parse error`; a non-object body: 400 `JSON body must be an
+  object`; an empty body is `{}`. Arrays/objects/null/floats as values: 400
+  `invalid value for argument <name>`; JSON integers become decimal strings.
+* Ports (`dst-port`, `src-port`, `port`, `to-ports`): comma list of `N`/`N-M`, leading `!`
+  except on `to-ports`; malformed or reversed: 400 `invalid value for argument <name>`;
+  above 65535: 400 `value of <name> out of range (0..65535)`; `""` is stored (TF #995).
+* `protocol`: a 5.4 name or 0..255 (optional `!`), stored as written (numbers stay numbers).
+  `action` defaults to `accept`. Other values (interfaces, lists, chains, states, timeouts)
+  are stored verbatim. Allow-lists are per table (`reject-with`, `hw-offload` filter only;
+  `to-addresses`, `to-ports` nat only). Read-only keys and `.id` on add are
+  `unknown parameter`; `.id` in a PATCH body is ignored; `"!prop": ""` in PATCH unsets a
+  non-required property (TF); `comment: ""` removes the comment.
+* `place-before` with an unknown id or a position past the end: 400 `no such item`; naming a
+  dynamic row: 400 `cannot move builtin`.
+* `move`: `destination` resolves ids and positions only (a comment there = unknown = end). A
+  dynamic row in `numbers` or as `destination` (so position 0 above the fasttrack dummy):
+  400 `cannot move builtin`. `move` on address-list: 400 `no such command or directory (move)`.
+* PATCH/DELETE/`remove` of a dynamic filter/nat row: 400 `failure: cannot change builtin`.
+  Dynamic address-list entries (with `timeout`) are ordinary and may be changed or removed.
+  `remove` with an unknown item: 404, nothing removed.
+* Address-list `address`: IPv4 `a.b.c.d`, `a.b.c.d/n` (host bits cleared) or `a-b` (stored as
+  a CIDR when it is exactly one); anything else, DNS names and IPv6 included, is 400
+  `failure: <x> is not a valid dns name` (DNS entries are not emulated). `timeout` never
+  counts down; `creation-time` is local time; `dynamic` is not writable.
+* The fasttrack dummy has the keys of the fixture captured in 4.2 (no `invalid`).
+* Paths: outside `/rest` 404; unknown or unemulated menu or command word 400
+  `no such command or directory (<word>)`; GET of a command path 400 `no such command`, of
+  another word 400 `no such command prefix`; other method/shape mismatches 400
+  `no such command`; methods besides GET/PUT/PATCH/DELETE/POST 501. Real commands not
+  emulated (all but `print`, `move`, `remove`) 501 `emulator does not implement <cmd>`.
+* Query words: `<`/`>` comparisons and `#<digits>` are not emulated (400
+  `unknown query operation`); `~` is not special, so such words match nothing.
+* Replies are compact JSON with `Content-Type: application/json` when they have a body; 401
+  carries no `WWW-Authenticate` header.
+
+Fault-injection extension point: `before_request`, `after_write` and `after_request` are lists
+of `Hook`s, `(method, path) -> (status, body) | None`, empty by default. `before_request` runs at
+the top of `handle` (after counting, before auth); the first non-None reply is returned as is.
+`after_write` runs after a request changed state; a non-None reply replaces the real one while
+the change stays applied (a 400 does not prove nothing changed, 2.2). `after_request` runs last,
+after every request that got as far as being processed, and may replace the reply the same way.
+Besides returning a reply, a hook may raise `DropConnection` (the connection closes with no
+reply: from `before_request` nothing was processed, from the later lists the change stays
+applied), `DelayReply(seconds)` (the request is processed normally and its reply is delivered
+that much later; the in-process transport raises `httpx.ReadTimeout` at once instead of waiting
+when the delay reaches the client's read timeout, `serve()` really sleeps in the handler thread)
+or `Crash` (a `BaseException`: the client process "dies" at that instant, tearing through every
+`except Exception`; in-process only, `serve()` turns it into a dropped connection). Hooks run
+under the emulator's re-entrant lock and may call `rows()`/`seed()`.
+
+`Faults(emulator)` builds the fault modes tests switch on from those hooks: an error status
+(500, 503, 401, 400 with a `detail`, ...) for the Nth request or for a seeded fraction of
+requests, a reply delayed past the client timeout, a connection dropped before the request was
+processed or after a write took effect, RouterOS's `400 Session closed`, and a crash right after
+the Nth write. See `Fault` and `Faults`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import ipaddress
+import json
+import re
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import httpx
+
+FILTER = "ip/firewall/filter"
+NAT = "ip/firewall/nat"
+ADDRESS_LIST = "ip/firewall/address-list"
+TABLES = (FILTER, NAT, ADDRESS_LIST)
+RULE_TABLES = (FILTER, NAT)
+
+Row = dict[str, str]
+Reply = tuple[int, bytes]
+Hook = Callable[[str, str], Reply | None]
+WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE", "POST"})
+ALL_METHODS = frozenset({"GET", *WRITE_METHODS})
+
+
+class DropConnection(Exception):
+    """Raised by a hook: close the connection without any reply."""
+
+
+class DelayReply(Exception):
+    """Raised by a hook: process the request, deliver its reply `seconds` late.
+
+    `handle` re-raises it with `reply` set to the reply the client would have received.
+    """
+
+    def __init__(self, seconds: float, reply: Reply | None = None) -> None:
+        super().__init__(f"reply delayed by {seconds}s")
+        self.seconds = seconds
+        self.reply = reply
+
+
+class Crash(BaseException):
+    """Raised by a hook: the client process is killed at this instant (in-process runs only).
+
+    A `BaseException`, like `KeyboardInterrupt`, so that no `except Exception` in the client can
+    catch it and carry on: the run stops exactly where a `kill -9` would have stopped it.
+    """
+
+
+def _words(*texts: str) -> frozenset[str]:
+    return frozenset(" ".join(texts).split())
+
+
+PROTOCOLS = _words(
+    "dccp ddp egp encap etherip ggp gre hmp icmp icmpv6 idpr-cmtp igmp ipencap ipip ipsec-ah",
+    "ipsec-esp ipv6-encap ipv6-frag ipv6-nonxt ipv6-opts ipv6-route iso-tp4 l2tp ospf pim pup",
+    "rdp rspf rsvp sctp st tcp udp udp-lite vmtp vrrp xns-idp xtp",
+)
+_COMMON_ACTIONS = "accept add-dst-to-address-list add-src-to-address-list jump log passthrough"
+ACTIONS = {
+    FILTER: _words(_COMMON_ACTIONS, "return drop fasttrack-connection reject tarpit"),
+    NAT: _words(
+        _COMMON_ACTIONS,
+        "return dst-nat endpoint-independent-nat masquerade netmap",
+        "redirect same socksify src-nat",
+    ),
+}
+_RULE_PROPS = _words(
+    "chain action protocol dst-port src-port port src-address dst-address src-address-list",
+    "dst-address-list in-interface in-interface-list out-interface out-interface-list",
+    "connection-state connection-nat-state connection-mark packet-mark src-address-type",
+    "dst-address-type icmp-options tcp-flags address-list address-list-timeout comment",
+    "disabled log log-prefix jump-target",
+)
+_PROPS = {
+    FILTER: _RULE_PROPS | {"reject-with", "hw-offload"},
+    NAT: _RULE_PROPS | {"to-addresses", "to-ports"},
+    ADDRESS_LIST: _words("list address comment disabled timeout"),
+}
+_REQUIRED = {FILTER: ("chain",), NAT: ("chain",), ADDRESS_LIST: ("list", "address")}
+_BOOL_PROPS = frozenset({"disabled", "log", "hw-offload"})
+_BOOL_WORDS = {"yes": "true", "true": "true", "no": "false", "false": "false"}
+_PORT_PROPS = frozenset({"dst-port", "src-port", "port", "to-ports"})
+_HOST_PROPS = frozenset({"src-address", "dst-address"})
+_LIST_COMMANDS = _words("add comment disable edit enable export find get print remove reset set")
+_RULE_COMMANDS = _LIST_COMMANDS | _words("move reset-counters reset-counters-all unset")
+_COMMANDS = {FILTER: _RULE_COMMANDS, NAT: _RULE_COMMANDS, ADDRESS_LIST: _LIST_COMMANDS}
+FASTTRACK_COMMENT = "special dummy rule to show fasttrack counters"
+_ID_RE = re.compile(r"\*([0-9A-Fa-f]+)")
+_PORT_RE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+
+
+class _RestError(Exception):
+    """A failure reply: status plus the RouterOS `detail` (None on 401/404)."""
+
+    def __init__(self, status: int, detail: str | None = None) -> None:
+        super().__init__(detail or str(status))
+        self.status = status
+        self.detail = detail
+
+
+def _bad(detail: str) -> _RestError:
+    return _RestError(400, detail)
+
+
+def _dumps(data: object) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def error_body(status: int, detail: str | None = None) -> bytes:
+    """The RouterOS error envelope, e.g. `{"error":404,"message":"Not Found"}`."""
+    body: dict[str, object] = {"error": status, "message": HTTPStatus(status).phrase}
+    if detail is not None:
+        body["detail"] = detail
+    return _dumps(body)
+
+
+def _scalar(name: str, value: object) -> str:
+    """A JSON request value as the string RouterOS stores."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise _bad(f"invalid value for argument {name}")
+
+
+def _canonical_id(token: str) -> str | None:
+    match = _ID_RE.fullmatch(token)
+    return None if match is None else f"*{int(match.group(1), 16):X}"
+
+
+def _check_protocol(value: str) -> None:
+    bare = value.removeprefix("!")
+    if bare in PROTOCOLS or (re.fullmatch(r"[0-9]{1,3}", bare) and int(bare) <= 255):
+        return
+    raise _bad("input does not match any value of protocol")
+
+
+def _check_ports(name: str, value: str) -> None:
+    if value == "":
+        return
+    bare = value if name == "to-ports" else value.removeprefix("!")
+    for part in bare.split(","):
+        match = _PORT_RE.fullmatch(part.strip())
+        if match is None:
+            raise _bad(f"invalid value for argument {name}")
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if max(low, high) > 65535:
+            raise _bad(f"value of {name} out of range (0..65535)")
+        if low > high:
+            raise _bad(f"invalid value for argument {name}")
+
+
+def _network_text(net: ipaddress.IPv4Network) -> str:
+    return str(net.network_address) if net.prefixlen == 32 else str(net)
+
+
+def normalise_list_address(value: str) -> str:
+    """An address-list `address` as RouterOS stores it (IPv4 only; DNS names are refused)."""
+    try:
+        if "-" in value:
+            low_text, high_text = value.split("-", 1)
+            low, high = ipaddress.IPv4Address(low_text), ipaddress.IPv4Address(high_text)
+            if low > high:
+                raise ValueError(value)
+            nets = list(ipaddress.summarize_address_range(low, high))
+            return _network_text(nets[0]) if len(nets) == 1 else f"{low}-{high}"
+        return _network_text(ipaddress.IPv4Network(value, strict=False))
+    except ValueError:
+        raise _bad(f"failure: {value} is not a valid dns name") from None
+
+
+def _normalise(table: str, name: str, value: str) -> str:
+    """Validate one written property and return its stored form."""
+    if name in _BOOL_PROPS:
+        if value.lower() not in _BOOL_WORDS:
+            raise _bad(f"input does not match any value of {name}")
+        return _BOOL_WORDS[value.lower()]
+    if name == "protocol":
+        _check_protocol(value)
+    elif name == "action" and value not in ACTIONS[table]:
+        raise _bad("input does not match any value of action")
+    elif name in _PORT_PROPS:
+        _check_ports(name, value)
+    elif name in _HOST_PROPS:
+        return value.removesuffix("/32")
+    elif name == "address" and table == ADDRESS_LIST:
+        return normalise_list_address(value)
+    return value
+
+
+def _seed_value(name: str, value: str) -> str:
+    """Lossless canonicalisation for seeded rows (no validation)."""
+    if name in _BOOL_PROPS:
+        return _BOOL_WORDS.get(value.lower(), value)
+    if name in _HOST_PROPS or name == "address":
+        return value.removesuffix("/32")
+    return value
+
+
+def _names(name: str, value: object) -> list[str]:
+    """A `.proplist`: comma string or array of strings."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return [str(item) for item in value]
+    return [part.strip() for part in _scalar(name, value).split(",") if part.strip()]
+
+
+def _project(row: Row, proplist: list[str] | None) -> Row:
+    """A copy of `row` with keys sorted, limited to `.id` + `proplist` when given."""
+    keep = None if proplist is None else {".id", *proplist}
+    return {k: v for k, v in sorted(row.items()) if keep is None or k in keep}
+
+
+def _query_word(row: Row, word: str) -> bool:
+    if word.startswith("-"):
+        return word[1:] not in row
+    if word[:1] in ("<", ">"):
+        raise _bad("unknown query operation")
+    name, eq, value = word.removeprefix("=").partition("=")
+    return row.get(name) == value if eq else name in row
+
+
+def query_matches(row: Row, words: list[str]) -> bool:
+    """Evaluate API query words on a stack that starts as infinite trues (DOC-API)."""
+    stack: list[bool] = []
+
+    def pop() -> bool:
+        return stack.pop() if stack else True
+
+    for word in words:
+        if not word.startswith("#"):
+            stack.append(_query_word(row, word))
+            continue
+        for op in word[1:]:
+            if op == "!":
+                stack.append(not pop())
+            elif op in "&|":
+                left, right = pop(), pop()
+                stack.append(left and right if op == "&" else left or right)
+            elif op == ".":
+                top = pop()
+                stack += [top, top]
+            else:
+                raise _bad("unknown query operation")
+    return all(stack)
+
+
+def _parse_body(body: bytes) -> dict[str, object]:
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise _bad("JSON parse error") from None
+    if not isinstance(data, dict):
+        raise _bad("JSON body must be an object")
+    return data
+
+
+def _no_such(word: str) -> _RestError:
+    return _bad(f"no such command or directory ({word})")
+
+
+def _route(path: str) -> tuple[str, list[str]]:
+    """Split `/rest/ip/firewall/<menu>/<tail...>` into (table, tail)."""
+    if path != "/rest" and not path.startswith("/rest/"):
+        raise _RestError(404)
+    segments = [s for s in path.removeprefix("/rest").split("/") if s]
+    for index, segment in enumerate(segments[:3]):
+        if "/".join(segments[: index + 1]) not in ("ip", "ip/firewall", *TABLES):
+            raise _no_such(segment)
+    if len(segments) < 3:
+        raise _bad("no such command")
+    return "/".join(segments[:3]), segments[3:]
+
+
+def count_key(path: str) -> str:
+    """`/rest/ip/firewall/filter/*1A` -> `ip/firewall/filter` (the `requests` key path)."""
+    rest = unquote(path).removeprefix("/rest").strip("/")
+    head, _, last = rest.rpartition("/")
+    return head if last.startswith("*") else rest
+
+
+def _is_builtin(table: str, row: Row) -> bool:
+    return table in RULE_TABLES and row.get("dynamic") == "true"
+
+
+def _run_hooks(hooks: list[Hook], method: str, path: str, delay: list[float]) -> Reply | None:
+    """The first reply a hook injects; a `DelayReply` is noted in `delay` and the rest run."""
+    for hook in hooks:
+        try:
+            injected = hook(method, path)
+        except DelayReply as slow:
+            delay.append(slow.seconds)
+            continue
+        if injected is not None:
+            return injected
+    return None
+
+
+def _delayed(delay: list[float], reply: Reply) -> Reply:
+    if delay:
+        raise DelayReply(max(delay), reply)
+    return reply
+
+
+class RouterOSEmulator:
+    """A RouterOS REST double holding filter, nat and address-list tables in memory.
+
+    `requests` counts every request `handle` saw, failures included, by (METHOD, path without
+    `/rest/` and without a trailing `/<id>`). `before_request`/`after_write` are the fault
+    injection hooks described in the module docstring.
+    """
+
+    def __init__(
+        self, username: str = "admin", password: str = "", *, fasttrack_dummy: bool = False
+    ) -> None:
+        self._credentials = f"{username}:{password}".encode()
+        self._lock = threading.RLock()
+        self._tables: dict[str, list[Row]] = {table: [] for table in TABLES}
+        self._next_id = 1
+        self._writes = 0
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.before_request: list[Hook] = []
+        self.after_write: list[Hook] = []
+        self.after_request: list[Hook] = []
+        if fasttrack_dummy:
+            dummy = {"chain": "forward", "action": "passthrough", "comment": FASTTRACK_COMMENT}
+            self.seed(FILTER, dummy, dynamic=True)
+            self._tables[FILTER][0].pop("invalid")
+
+    # -- direct access for tests and the demo -------------------------------------------------
+
+    def rows(self, table: str) -> list[Row]:
+        """Copies of the rows of `table`, in configured order, exactly as GET shows them."""
+        with self._lock:
+            return [_project(row, None) for row in self._table(table)]
+
+    def seed(
+        self, table: str, fields: Mapping[str, str | bool | int], *, dynamic: bool = False
+    ) -> Row:
+        """Place a row without auth, validation or counting; dynamic rules go to the top block."""
+        with self._lock:
+            rows = self._table(table)
+            if ".id" in fields:
+                raise ValueError("seed() assigns .id itself")
+            values = {k: _seed_value(k, _scalar(k, v)) for k, v in fields.items()}
+            row = self._new_row(table, values)
+            if dynamic:
+                row["dynamic"] = "true"
+            index = len(rows)
+            if dynamic and table in RULE_TABLES:
+                index = next((i for i, r in enumerate(rows) if not _is_builtin(table, r)), index)
+            return self._store(table, row, index)
+
+    def reset_counts(self) -> None:
+        """Forget the request counts (e.g. after a test's setup phase)."""
+        with self._lock:
+            self.requests.clear()
+
+    # -- the HTTP-free core ---------------------------------------------------------------------
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: bytes,
+        authorization: str | None,
+    ) -> tuple[int, bytes]:
+        """Answer one REST request; `path` is like `/rest/ip/firewall/filter/*1A`."""
+        method = method.upper()
+        with self._lock:
+            self.requests[(method, count_key(path))] += 1
+            path = unquote(path)
+            delay: list[float] = []
+            injected = _run_hooks(self.before_request, method, path, delay)
+            if injected is not None:
+                return _delayed(delay, injected)
+            writes = self._writes
+            try:
+                status, payload = self._dispatch(method, path, query, body, authorization)
+                reply: Reply = status, b"" if payload is None else _dumps(payload)
+            except _RestError as err:
+                reply = err.status, error_body(err.status, err.detail)
+            if self._writes != writes:
+                reply = _run_hooks(self.after_write, method, path, delay) or reply
+            reply = _run_hooks(self.after_request, method, path, delay) or reply
+            return _delayed(delay, reply)
+
+    def _dispatch(
+        self, method: str, path: str, query: Mapping[str, str], body: bytes, auth: str | None
+    ) -> tuple[int, object]:
+        if not self._authorized(auth):
+            raise _RestError(401)
+        if method not in ("GET", "PUT", "PATCH", "DELETE", "POST"):
+            raise _RestError(501)
+        table, tail = _route(path)
+        if len(tail) > 1:
+            raise _no_such(tail[1])
+        proplist = _names(".proplist", query[".proplist"]) if ".proplist" in query else None
+        if not tail:
+            if method == "GET":
+                filters = {k: v for k, v in query.items() if k != ".proplist"}
+                return 200, self._select(table, filters, [], proplist)
+            if method == "PUT":
+                return 201, self._add(table, _parse_body(body))
+            raise _bad("no such command")
+        word = tail[0]
+        if word.startswith("*"):
+            if method == "GET":
+                return 200, _project(self._tables[table][self._row_index(table, word)], proplist)
+            if method == "PATCH":
+                return 200, self._patch(table, word, _parse_body(body))
+            if method == "DELETE":
+                self._delete(table, word)
+                return 204, None
+            raise _bad("no such command")
+        if method == "POST":
+            return 200, self._command(table, word, _parse_body(body))
+        if method == "GET":
+            raise _bad("no such command" if word in _COMMANDS[table] else "no such command prefix")
+        raise _no_such(word)
+
+    def _authorized(self, header: str | None) -> bool:
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(token.strip(), validate=True)
+        except binascii.Error:
+            return False
+        return hmac.compare_digest(decoded, self._credentials)
+
+    # -- table helpers ----------------------------------------------------------------------------
+
+    def _table(self, table: str) -> list[Row]:
+        if table not in self._tables:
+            raise ValueError(f"unknown table {table!r}; expected one of {TABLES}")
+        return self._tables[table]
+
+    def _new_row(self, table: str, values: Row) -> Row:
+        """Defaults plus the written values; `.id` is assigned by `_store`."""
+        if table == ADDRESS_LIST:
+            created = time.strftime("%Y-%m-%d %H:%M:%S")
+            dynamic = "true" if "timeout" in values else "false"
+            row = {"creation-time": created, "disabled": "false", "dynamic": dynamic}
+        else:
+            row = {"action": "accept", "bytes": "0", "packets": "0"}
+            row |= {"dynamic": "false", "invalid": "false"}
+        row |= values
+        if row.get("comment") == "":
+            del row["comment"]
+        return row
+
+    def _store(self, table: str, row: Row, index: int) -> Row:
+        row[".id"] = f"*{self._next_id:X}"
+        self._next_id += 1
+        self._tables[table].insert(index, row)
+        self._writes += 1
+        return _project(row, None)
+
+    def _index(self, table: str, token: str, *, by_comment: bool = False) -> int | None:
+        """Resolve an `.id`, a bare console position, or (for move/remove) a comment."""
+        rows = self._tables[table]
+        token = token.strip()
+        if token.startswith("*"):
+            wanted = _canonical_id(token)
+            return next((i for i, r in enumerate(rows) if r[".id"] == wanted), None)
+        if token.isdecimal():
+            return int(token) if int(token) < len(rows) else None
+        if by_comment:
+            return next((i for i, r in enumerate(rows) if r.get("comment") == token), None)
+        return None
+
+    def _row_index(self, table: str, token: str) -> int:
+        """The index of the row an URL `.id` names, or 404."""
+        index = self._index(table, token) if token.startswith("*") else None
+        if index is None:
+            raise _RestError(404)
+        return index
+
+    def _numbers(self, table: str, data: Mapping[str, object]) -> list[int]:
+        """Indexes named by `numbers` (or `.id`), in the order given, without repeats."""
+        raw = data.get("numbers", data.get(".id"))
+        if isinstance(raw, list):
+            raw = ",".join(_scalar("numbers", item) for item in raw)
+        tokens = [t.strip() for t in _scalar("numbers", raw or "").split(",") if t.strip()]
+        if not tokens:
+            raise _bad("missing =.id=")
+        indexes: list[int] = []
+        for token in tokens:
+            index = self._index(table, token, by_comment=True)
+            if index is None:
+                raise _RestError(404)
+            if index not in indexes:
+                indexes.append(index)
+        return indexes
+
+    def _select(
+        self, table: str, filters: Mapping[str, str], words: list[str], proplist: list[str] | None
+    ) -> list[Row]:
+        return [
+            _project(row, proplist)
+            for row in self._tables[table]
+            if all(row.get(k) == v for k, v in filters.items()) and query_matches(row, words)
+        ]
+
+    def _validated(
+        self, table: str, data: Mapping[str, object], *, adding: bool
+    ) -> tuple[Row, str | None, list[str]]:
+        """(values to write, place-before or None, properties to unset)."""
+        allowed = _PROPS[table]
+        values: Row = {}
+        unset: list[str] = []
+        place_before = None
+        for name, raw in data.items():
+            if adding and name == "place-before" and table in RULE_TABLES:
+                place_before = _scalar(name, raw)
+            elif not adding and name == ".id":
+                continue
+            elif not adding and name[1:] in allowed and name.startswith("!"):
+                if name[1:] in _REQUIRED[table]:
+                    raise _bad(f"unknown parameter {name}")
+                unset.append(name[1:])
+            elif name not in allowed:
+                raise _bad(f"unknown parameter {name}")
+            else:
+                values[name] = _normalise(table, name, _scalar(name, raw))
+        return values, place_before, unset
+
+    def _check_duplicate(self, row: Row) -> None:
+        if row.get("disabled") == "true":
+            return
+        for other in self._tables[ADDRESS_LIST]:
+            if (
+                other.get(".id") != row.get(".id")
+                and other.get("disabled") != "true"
+                and (other.get("list"), other.get("address")) == (row["list"], row["address"])
+            ):
+                raise _bad("failure: already have such entry")
+
+    # -- verbs ----------------------------------------------------------------------------------
+
+    def _add(self, table: str, data: Mapping[str, object]) -> Row:
+        values, place_before, _ = self._validated(table, data, adding=True)
+        missing = [name for name in _REQUIRED[table] if name not in values]
+        if missing:
+            raise _bad(f"missing value(s) of argument(s) {', '.join(missing)}")
+        index = len(self._tables[table])
+        if place_before is not None:
+            anchor = self._index(table, place_before)
+            if anchor is None:
+                raise _bad("no such item")
+            if _is_builtin(table, self._tables[table][anchor]):
+                raise _bad("cannot move builtin")
+            index = anchor
+        row = self._new_row(table, values)
+        if table == ADDRESS_LIST:
+            self._check_duplicate(row)
+        return self._store(table, row, index)
+
+    def _patch(self, table: str, token: str, data: Mapping[str, object]) -> Row:
+        index = self._row_index(table, token)
+        row = self._tables[table][index]
+        if _is_builtin(table, row):
+            raise _bad("failure: cannot change builtin")
+        values, _, unset = self._validated(table, data, adding=False)
+        updated = row | values
+        for name in unset:
+            updated.pop(name, None)
+        if updated.get("comment") == "":
+            del updated["comment"]
+        if table == ADDRESS_LIST:
+            self._check_duplicate(updated)
+        self._tables[table][index] = updated
+        self._writes += 1
+        return _project(updated, None)
+
+    def _delete(self, table: str, token: str) -> None:
+        index = self._row_index(table, token)
+        if _is_builtin(table, self._tables[table][index]):
+            raise _bad("failure: cannot change builtin")
+        del self._tables[table][index]
+        self._writes += 1
+
+    def _command(self, table: str, word: str, data: dict[str, object]) -> object:
+        if word not in _COMMANDS[table]:
+            raise _no_such(word)
+        if word == "print":
+            return self._print(table, data)
+        if word == "move":
+            self._move(table, data)
+        elif word == "remove":
+            self._remove(table, data)
+        else:
+            raise _RestError(501, f"emulator does not implement {word}")
+        return []
+
+    def _print(self, table: str, data: Mapping[str, object]) -> list[Row]:
+        proplist = _names(".proplist", data[".proplist"]) if ".proplist" in data else None
+        words = data.get(".query", [])
+        if isinstance(words, str):
+            words = [words]
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise _bad("invalid value for argument .query")
+        return self._select(table, {}, [str(w) for w in words], proplist)
+
+    def _move(self, table: str, data: Mapping[str, object]) -> None:
+        rows = self._tables[table]
+        moving = self._numbers(table, data)
+        target = data.get("destination")
+        dest = None if target is None else self._index(table, _scalar("destination", target))
+        if dest is not None and dest in moving:
+            raise _bad("failure: can not move object before itself")
+        if any(_is_builtin(table, rows[i]) for i in [*moving, *([] if dest is None else [dest])]):
+            raise _bad("cannot move builtin")
+        block = [rows[i] for i in moving]
+        remaining = [row for i, row in enumerate(rows) if i not in moving]
+        at = len(remaining)
+        if dest is not None:
+            at = next(i for i, row in enumerate(remaining) if row is rows[dest])
+        rows[:] = remaining[:at] + block + remaining[at:]
+        self._writes += 1
+
+    def _remove(self, table: str, data: Mapping[str, object]) -> None:
+        indexes = self._numbers(table, data)
+        rows = self._tables[table]
+        if any(_is_builtin(table, rows[i]) for i in indexes):
+            raise _bad("failure: cannot change builtin")
+        for index in sorted(indexes, reverse=True):
+            del rows[index]
+        self._writes += 1
+
+    # -- transports -------------------------------------------------------------------------------
+
+    def transport(self) -> httpx.MockTransport:
+        """In-process transport for `httpx.Client(transport=..., base_url=".../rest")`."""
+
+        def respond(request: httpx.Request) -> httpx.Response:
+            path = request.url.raw_path.decode("ascii").partition("?")[0]
+            query = dict(request.url.params.items())
+            auth = request.headers.get("Authorization")
+            try:
+                status, payload = self.handle(request.method, path, query, request.read(), auth)
+            except DropConnection:
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                ) from None
+            except DelayReply as slow:
+                timeout = (request.extensions.get("timeout") or {}).get("read")
+                if timeout is not None and slow.seconds >= timeout:
+                    raise httpx.ReadTimeout(
+                        "The read operation timed out", request=request
+                    ) from None
+                time.sleep(slow.seconds)
+                status, payload = slow.reply or (504, b"")
+            headers = {"Content-Type": "application/json"} if payload else {}
+            return httpx.Response(status, content=payload, headers=headers)
+
+        return httpx.MockTransport(respond)
+
+    @contextlib.contextmanager
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> Iterator[str]:
+        """Serve over HTTP(S) on a loopback address in a daemon thread; yields the base URL."""
+        if not re.fullmatch(r"127(\.[0-9]{1,3}){3}", host):
+            raise ValueError(f"the emulator only binds IPv4 loopback addresses, not {host!r}")
+        server = _Server((host, port), _handler_class(self))
+        if ssl_context is not None:
+            # The handshake happens in the handler thread (see `setup`), so a silent client
+            # cannot stall the accept loop.
+            server.socket = ssl_context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="routeros-emulator"
+        )
+        thread.daemon = True
+        thread.start()
+        scheme = "http" if ssl_context is None else "https"
+        try:
+            yield f"{scheme}://{host}:{server.server_address[1]}/rest"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: dropped connections and failed TLS handshakes are routine in tests."""
+
+
+def _handler_class(emulator: RouterOSEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.settimeout(self.timeout)
+                self.request.do_handshake()
+            super().setup()
+
+        timeout = 30
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            path, _, raw_query = self.path.partition("?")
+            query = dict(parse_qsl(raw_query, keep_blank_values=True))
+            auth = self.headers.get("Authorization")
+            try:
+                status, payload = emulator.handle(self.command, path, query, body, auth)
+            except (DropConnection, Crash):
+                self.close_connection = True  # no status line, no headers: the socket just closes
+                return
+            except DelayReply as slow:
+                time.sleep(slow.seconds)  # outside the emulator's lock: other clients go on
+                status, payload = slow.reply or (504, b"")
+            self.send_response(status)
+            if payload:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_PUT = do_PATCH = do_DELETE = do_POST = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Stay quiet: tests read the `requests` counter instead of access logs."""
+
+    return Handler
