@@ -1,19 +1,27 @@
-"""The Kubernetes API as the job speaks it: raw JSON requests and lists, and the paths it uses.
+"""The Kubernetes API as the job speaks it: raw JSON requests, paged lists, and the paths it uses.
 
 Requests go through the kubernetes client's raw `call_api` and are parsed as plain JSON: the
 generated model classes are never built (for thousands of pods that deserialisation costs more
 than the list). What is read lives in `sync_job.source.cluster`, what is written in
 `sync_job.status.writes` and `sync_job.lease`; every path they touch is named here, so this
 module and the RBAC in `manifests/` can be read side by side.
+
+Lists are read in pages (`limit` + `continue`), the way client-go's pager does
+(k8s.io/client-go/tools/pager), so at most one page is ever decoded at once. A `continue` token
+the server has compacted away answers 410 Gone; like the pager's `FullListIfExpired`, the list is
+then read again once, whole, without a limit. GETs (list pages and single reads) are retried with
+capped, jittered exponential backoff on connection errors, timeouts, 429 and 5xx, as the router
+reads are (`sync_job.router.client`); writes are sent once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from sync_job.errors import ConfigError, SourceError
 
@@ -36,71 +44,37 @@ LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 JSON = "application/json"
 # Every API server since 1.15 serves lists of any kind as metadata only on request.
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+# client-go's pager default (tools/pager.defaultPageSize).
+PAGE_SIZE = 500
+READ_ATTEMPTS = 4
+BACKOFF_START = 0.2
+BACKOFF_CAP = 5.0
 
-_DECODER = json.JSONDecoder()
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
+T = TypeVar("T")
 
 
 class _NotAList(ValueError):
     """The reply is JSON, but not an object with an `items` array."""
 
 
-def _skip(text: str, index: int) -> int:
-    end: int = _WHITESPACE.match(text, index).end()  # type: ignore[union-attr]
-    return end
+def _page(data: bytes, *, null_is_empty: bool) -> tuple[list[Any], str | None]:
+    """One list reply's items and its `continue` token (None on the last page).
 
-
-def _expect(text: str, index: int, chars: str) -> str:
-    found = text[index : index + 1]
-    if not found or found not in chars:
-        raise _NotAList(f"expected one of {chars!r} at offset {index}")
-    return found
-
-
-def iter_items(text: str, *, null_is_empty: bool = False) -> Iterator[Any]:
-    """The elements of a JSON list reply's top-level `items` array, decoded one at a time.
-
-    Equivalent to `json.loads(text)["items"]` (raising _NotAList when that is not a list; with
-    `null_is_empty`, `"items": null` is an empty list, as metadata-only lists send it), but never
-    holds more than one decoded item: the reply's other members are decoded and dropped.
+    `"items": null` is an empty page only with `null_is_empty`: metadata-only lists send it so.
     """
-    decode = _DECODER.raw_decode
-    index = _skip(text, 0)
-    _expect(text, index, "{")
-    index = _skip(text, index + 1)
-    found = False
-    if text[index : index + 1] != "}":
-        while True:
-            key, index = decode(text, index)
-            if not isinstance(key, str):
-                raise _NotAList("an object key is not a string")
-            index = _skip(text, index)
-            _expect(text, index, ":")
-            index = _skip(text, index + 1)
-            if key == "items" and text[index : index + 1] == "[":
-                found = True
-                index = _skip(text, index + 1)
-                if text[index : index + 1] != "]":
-                    while True:
-                        item, index = decode(text, index)
-                        yield item
-                        index = _skip(text, index)
-                        if _expect(text, index, ",]") == "]":
-                            break
-                        index = _skip(text, index + 1)
-                index += 1
-            else:
-                value, index = decode(text, index)
-                if key == "items":
-                    found = value is None and null_is_empty
-            index = _skip(text, index)
-            if _expect(text, index, ",}") == "}":
-                break
-            index = _skip(text, index + 1)
-    if _skip(text, index + 1) != len(text):
-        raise _NotAList("extra data after the reply")
-    if not found:
+    page = json.loads(data)  # ValueError (UnicodeDecodeError included) when not JSON
+    if not isinstance(page, dict):
         raise _NotAList("the reply has no items list")
+    items = page.get("items", 0)
+    if items is None and null_is_empty:
+        items = []
+    if not isinstance(items, list):
+        raise _NotAList("the reply has no items list")
+    meta = page.get("metadata")
+    token = (meta.get("continue") if isinstance(meta, dict) else None) or None
+    if token is not None and not isinstance(token, str):
+        raise _NotAList("the reply's continue token is not a string")
+    return items, token
 
 
 def api_client(kubeconfig: str | None) -> Any:
@@ -127,25 +101,45 @@ def _error_message(status: int, body: bytes | None) -> str:
     return f"{status} {message}"
 
 
-class KubeClient:
-    """Raw JSON access to the API server through an authenticated kubernetes ApiClient."""
+def _retryable(status: int | None) -> bool:
+    """No answer at all, throttled, or a server error: a later attempt may succeed."""
+    return status is None or status == 429 or status >= 500
 
-    def __init__(self, api: Any, timeout: float = 30.0) -> None:
+
+class KubeClient:
+    """Raw JSON access to the API server through an authenticated kubernetes ApiClient.
+
+    `page_size` is each list request's `limit`; `read_attempts` bounds the tries of one GET.
+    `sleep` and `rng` are injectable so tests can check the backoff without waiting.
+    """
+
+    def __init__(
+        self,
+        api: Any,
+        timeout: float = 30.0,
+        *,
+        page_size: int = PAGE_SIZE,
+        read_attempts: int = READ_ATTEMPTS,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         self._api = api
         self._timeout = timeout
+        self._page_size = max(1, page_size)
+        self._attempts = max(1, read_attempts)
+        self._sleep = sleep
+        self._rng = rng or random.Random()
 
-    def call(
+    def _send(
         self,
         method: str,
         path: str,
-        *,
-        query: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str = JSON,
-        accept: str = JSON,
-        raw: bool = False,
-    ) -> Any:
-        """One request; the parsed JSON reply, or with `raw` its undecoded bytes."""
+        query: Mapping[str, str] | None,
+        body: Any,
+        content_type: str,
+        accept: str,
+    ) -> bytes:
+        """One attempt; the reply's bytes, or KubeRequestFailed carrying the HTTP status."""
         try:
             # kubernetes >= 37 (openapi-generator 7): serialise, send, and check the status here.
             verb, url, headers, payload, _ = self._api.param_serialize(
@@ -159,11 +153,42 @@ class KubeClient:
             response = self._api.call_api(
                 verb, url, header_params=headers, body=payload, _request_timeout=self._timeout
             )
-            data = response.read()
+            data: bytes = response.read()
         except Exception as error:  # urllib3, socket and TLS errors: the API server is unreachable
             raise KubeRequestFailed(f"{type(error).__name__}: {error}", None) from None
         if not 200 <= response.status < 300:
             raise KubeRequestFailed(_error_message(response.status, data), response.status)
+        return data
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+        accept: str = JSON,
+        raw: bool = False,
+    ) -> Any:
+        """One request (a GET up to `read_attempts` times); the parsed JSON reply, or with `raw`
+        its undecoded bytes."""
+        attempts = self._attempts if method == "GET" else 1
+        delay = BACKOFF_START
+        for attempt in range(1, attempts + 1):
+            try:
+                data = self._send(method, path, query, body, content_type, accept)
+                break
+            except KubeRequestFailed as error:
+                if attempt == attempts or not _retryable(error.status):
+                    raise
+                pause = min(delay, BACKOFF_CAP) * self._rng.uniform(0.5, 1.5)
+                log.warning(
+                    "GET %s: %s; retrying in %.2fs (attempt %d of %d)",
+                    path, error, pause, attempt, attempts,
+                )  # fmt: skip
+                self._sleep(pause)
+                delay *= 2
         if raw:
             return data
         return json.loads(data) if data else None
@@ -172,31 +197,72 @@ class KubeClient:
         """One raw call; failures raise KubeRequestFailed carrying the HTTP status."""
         return self.call(method, path, body=body)
 
-    def items(
+    def collect(
+        self,
+        path: str,
+        what: str,
+        keep: Callable[[Any], T | None],
+        query: Mapping[str, str] | None = None,
+        *,
+        metadata_only: bool = False,
+    ) -> list[T]:
+        """`keep(item)` for every item of one list, read page by page; None results are dropped.
+
+        Only one page is decoded at a time: `keep` reduces each item as its page arrives. When a
+        `continue` token has expired (410 Gone), what was kept is dropped and the list is read
+        again once, whole, so nothing is counted twice.
+        """
+        accept = METADATA_ONLY if metadata_only else JSON
+        kept: list[T] = []
+        token: str | None = None
+        paged = True
+        while True:
+            params = dict(query or {})
+            if paged:
+                params["limit"] = str(self._page_size)
+            if token is not None:
+                params["continue"] = token
+            try:
+                data: bytes = self.call("GET", path, query=params, accept=accept, raw=True)
+            except KubeRequestFailed as error:
+                if error.status == 410 and token is not None and paged:
+                    log.warning(
+                        "listing %s: the continue token expired (%s); listing them again "
+                        "in one request",
+                        what, error,
+                    )  # fmt: skip
+                    kept, token, paged = [], None, False
+                    continue
+                raise SourceError(f"cannot list {what}: {error}") from None
+            try:
+                items, token = _page(data, null_is_empty=metadata_only)
+            except _NotAList as error:
+                raise SourceError(f"cannot list {what}: {error}") from None
+            except ValueError as error:  # not UTF-8 or not JSON
+                raise SourceError(f"cannot list {what}: the reply is not JSON ({error})") from None
+            del data
+            for item in items:
+                reduced = keep(item)
+                if reduced is not None:
+                    kept.append(reduced)
+            del items
+            if token is None or not paged:
+                return kept
+
+    def list(
         self,
         path: str,
         what: str,
         query: Mapping[str, str] | None = None,
         *,
         metadata_only: bool = False,
-    ) -> Iterator[Any]:
-        """The items of one list, decoded one at a time (see `iter_items`)."""
-        accept = METADATA_ONLY if metadata_only else JSON
-        try:
-            data: bytes = self.call("GET", path, query=query, accept=accept, raw=True)
-        except KubeRequestFailed as error:
-            raise SourceError(f"cannot list {what}: {error}") from None
-        try:
-            text = data.decode()
-            del data
-            yield from iter_items(text, null_is_empty=metadata_only)
-        except _NotAList:
-            raise SourceError(f"cannot list {what}: the reply has no items list") from None
-        except ValueError as error:  # not UTF-8 or not JSON
-            raise SourceError(f"cannot list {what}: the reply is not JSON ({error})") from None
+    ) -> list[Any]:
+        """Every item of one list as decoded JSON (see `collect`)."""
+        return self.collect(path, what, _same, query, metadata_only=metadata_only)
 
-    def list(self, path: str, what: str, query: Mapping[str, str] | None = None) -> list[Any]:
-        return list(self.items(path, what, query))
+
+def _same(item: Any) -> Any:
+    return item
 
 
 class KubeRequestFailed(Exception):

@@ -5,6 +5,9 @@ so a manual run and a scheduled one could otherwise apply at once. A run takes t
 it reads, waits up to a bound while a live holder has it, takes over an expired one, and gives
 it back at the end. Updates carry the resourceVersion read, so two runs racing for an expired
 lease cannot both win. `--check` takes no lock.
+
+`clock` (the wall time written into the Lease), `monotonic` (the wait's deadline) and `sleep`
+are injectable so tests can run a whole wait without sleeping.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class LeaseLock:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sleep: Callable[[float], None] = time.sleep
     poll: float = 2.0
+    monotonic: Callable[[], float] = time.monotonic
 
     @property
     def _path(self) -> str:
@@ -115,19 +119,19 @@ class LeaseLock:
         return None
 
     def acquire(self) -> None:
-        deadline = time.monotonic() + self.wait
+        deadline = self.monotonic() + self.wait
         while True:
             holder = self._try()
             if holder is None:
                 return
-            if time.monotonic() >= deadline:
+            if self.monotonic() >= deadline:
                 raise LeaseHeld(
                     f"another run holds Lease {self.namespace}/{self.name} ({holder}); waited "
                     f"{self.wait:.0f}s. It is released when that run ends, or taken over once "
                     f"it has not been renewed for {self.duration}s."
                 )
             log.info("Lease %s/%s %s; waiting", self.namespace, self.name, holder)
-            self.sleep(min(self.poll, max(0.0, deadline - time.monotonic())))
+            self.sleep(min(self.poll, max(0.0, deadline - self.monotonic())))
 
     def release(self) -> None:
         try:

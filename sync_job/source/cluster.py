@@ -1,4 +1,4 @@
-"""The live cluster read: one list per kind, reduced to a ClusterSnapshot as it streams in.
+"""The live cluster read: one list per kind, reduced to a ClusterSnapshot page by page.
 
 The pod list is the largest read of a pass, so it is kept to what selection needs:
 
@@ -6,9 +6,9 @@ The pod list is the largest read of a pass, so it is kept to what selection need
 - pods are read as metadata only (`PartialObjectMetadataList`: name, namespace, labels), about
   half the bytes of full pods, unless an annotated policy mentions the service-account label
   (`io.cilium.k8s.policy.serviceaccount`), the one selector key that needs `spec`;
-- list items are reduced to the snapshot's small `Pod`/`Service` records as they arrive, so the
-  decoded list is never held whole (peak memory is the reply's text, not the several times
-  larger tree of every pod's `managedFields`).
+- lists are read in pages (`KubeClient.collect`) and each page's items are reduced to the
+  snapshot's small `Pod`/`Service` records as it arrives, so peak memory is one decoded page,
+  not the several times larger tree of every pod's `managedFields`.
 
 Namespaces, whose labels are all a pass needs of them, are read as metadata only as well.
 Every failure is a SourceError naming the list, raised before anything is written.
@@ -45,27 +45,30 @@ def _mentions_service_account(policies: Sequence[Mapping[str, Any]]) -> bool:
     )
 
 
+def _annotated(policy: Any) -> Any:
+    return policy if is_annotated(policy) else None
+
+
+def _named(item: Any) -> tuple[str, Any]:
+    return str(item["metadata"]["name"]), item
+
+
+def _namespace_labels(namespace: Any) -> tuple[str, dict[str, str]]:
+    meta = namespace["metadata"]
+    return str(meta["name"]), dict(meta.get("labels") or {})
+
+
 def read_snapshot(kube: KubeClient) -> ClusterSnapshot:
     """The cluster as one pass needs it: five lists, whatever the number of policies."""
-    policies = [
-        policy
-        for policy in kube.items(CILIUM_POLICIES, "CiliumClusterwideNetworkPolicies")
-        if is_annotated(policy)
-    ]
-    router_policies = {
-        str(rp["metadata"]["name"]): rp for rp in kube.items(ROUTER_POLICIES, "RouterPolicies")
-    }
+    policies = kube.collect(CILIUM_POLICIES, "CiliumClusterwideNetworkPolicies", _annotated)
+    router_policies = dict(kube.collect(ROUTER_POLICIES, "RouterPolicies", _named))
     pod_query = {"fieldSelector": LIVE_PODS}
     need_specs = _mentions_service_account(policies)
-    pods = [
-        pod_from_raw(pod)
-        for pod in kube.items(PODS, "pods", pod_query, metadata_only=not need_specs)
-    ]
-    services = [service_from_raw(service) for service in kube.items(SERVICES, "services")]
-    namespace_labels = {
-        str(ns["metadata"]["name"]): dict(ns["metadata"].get("labels") or {})
-        for ns in kube.items(NAMESPACES, "namespaces", metadata_only=True)
-    }
+    pods = kube.collect(PODS, "pods", pod_from_raw, pod_query, metadata_only=not need_specs)
+    services = kube.collect(SERVICES, "services", service_from_raw)
+    namespace_labels = dict(
+        kube.collect(NAMESPACES, "namespaces", _namespace_labels, metadata_only=True)
+    )
     return ClusterSnapshot(
         policies=policies,
         pods=pods,
