@@ -267,6 +267,55 @@ def test_reenabling_a_duplicate_is_refused(client: httpx.Client, emu: RouterOSEm
     assert [row["disabled"] for row in emu.rows(AL)] == ["false", "true"]
 
 
+def test_duplicate_check_follows_creates_patches_and_deletes(
+    client: httpx.Client, emu: RouterOSEmulator
+) -> None:
+    """The uniqueness check sees every write: a stale entry index would let a duplicate in after
+    a create or an address PATCH, or refuse an address freed by a PATCH, DELETE or `remove`."""
+    a = add(client, AL, {"list": "b", "address": "10.0.0.1"})
+    check(client.put(AL, json={"list": "b", "address": "10.0.0.1"}), 400, bad(DUP))
+    assert client.patch(f"{AL}/{a['.id']}", json={"address": "10.0.0.2"}).status_code == 200
+    check(client.put(AL, json={"list": "b", "address": "10.0.0.2"}), 400, bad(DUP))
+    b = add(client, AL, {"list": "b", "address": "10.0.0.1"})  # freed by the PATCH
+    check(client.patch(f"{AL}/{b['.id']}", json={"address": "10.0.0.2"}), 400, bad(DUP))
+    assert client.patch(f"{AL}/{a['.id']}", json={"list": "c"}).status_code == 200
+    assert client.patch(f"{AL}/{b['.id']}", json={"address": "10.0.0.2"}).status_code == 200
+    assert client.delete(f"{AL}/{b['.id']}").status_code == 204
+    b = add(client, AL, {"list": "b", "address": "10.0.0.2"})  # freed by the DELETE
+    check(client.post(f"{AL}/remove", json={"numbers": b[".id"]}), 200, [])
+    add(client, AL, {"list": "b", "address": "10.0.0.2"})  # freed by `remove`
+    check(client.put(AL, json={"list": "c", "address": "10.0.0.2"}), 400, bad(DUP))
+    assert [(r["list"], r["address"]) for r in emu.rows(AL)] == [
+        ("c", "10.0.0.2"),
+        ("b", "10.0.0.2"),
+    ]
+
+
+def test_duplicate_check_follows_disable_and_enable(client: httpx.Client) -> None:
+    a = add(client, AL, {"list": "b", "address": "10.0.0.1"})
+    assert client.patch(f"{AL}/{a['.id']}", json={"disabled": "yes"}).status_code == 200
+    b = add(client, AL, {"list": "b", "address": "10.0.0.1"})  # a disabled entry does not count
+    check(client.patch(f"{AL}/{a['.id']}", json={"disabled": "no"}), 400, bad(DUP))
+    assert client.patch(f"{AL}/{b['.id']}", json={"disabled": "yes"}).status_code == 200
+    assert client.patch(f"{AL}/{a['.id']}", json={"disabled": "no"}).status_code == 200
+    check(client.put(AL, json={"list": "b", "address": "10.0.0.1"}), 400, bad(DUP))
+
+
+def test_duplicate_check_sees_seeded_and_restored_entries(
+    client: httpx.Client, emu: RouterOSEmulator
+) -> None:
+    emu.seed(AL, {"list": "b", "address": "10.0.0.1/32"})
+    saved = emu.snapshot()
+    check(client.put(AL, json={"list": "b", "address": "10.0.0.1"}), 400, bad(DUP))
+    later = add(client, AL, {"list": "b", "address": "10.0.0.2"})
+    emu.restore(saved)
+    assert [r["address"] for r in emu.rows(AL)] == ["10.0.0.1"]
+    assert client.get(f"{AL}/{later['.id']}").status_code == 404
+    check(client.put(AL, json={"list": "b", "address": "10.0.0.1"}), 400, bad(DUP))
+    again = add(client, AL, {"list": "b", "address": "10.0.0.2"})  # the restore dropped it
+    assert int(again[".id"][1:], 16) > int(later[".id"][1:], 16)  # ids are never reused
+
+
 def test_patch_returns_full_object_and_keeps_disabled(client: httpx.Client) -> None:
     rule = add(client, F, {"chain": "input", "protocol": "tcp", "comment": "c"})
     path = f"{F}/{rule['.id']}"

@@ -72,7 +72,13 @@ that much later; the in-process transport raises `httpx.ReadTimeout` at once ins
 when the delay reaches the client's read timeout, `serve()` really sleeps in the handler thread)
 or `Crash` (a `BaseException`: the client process "dies" at that instant, tearing through every
 `except Exception`; in-process only, `serve()` turns it into a dropped connection). Hooks run
-under the emulator's re-entrant lock and may call `rows()`/`seed()`.
+under the emulator's re-entrant lock and may call `rows()`/`seed()`; code outside a hook takes
+the same lock with `with emulator.locked():` to act between two requests.
+
+Address-list uniqueness is checked against an index of the enabled entries by (list, address),
+kept up to date by every write (add, seed, PATCH, DELETE, `remove`, `restore`), so an add costs
+the same against 50,000 entries as against none; `snapshot()`/`restore()` put the tables back as
+they were (ids are never reused, so the id counter is not rewound).
 
 `Faults(emulator)` builds the fault modes tests switch on from those hooks: an error status
 (500, 503, 401, 400 with a `detail`, ...) for the Nth request or for a seeded fraction of
@@ -109,6 +115,7 @@ TABLES = (FILTER, NAT, ADDRESS_LIST)
 RULE_TABLES = (FILTER, NAT)
 
 Row = dict[str, str]
+EntryKey = tuple[str | None, str | None]  # an address-list entry's (list, address)
 Reply = tuple[int, bytes]
 Hook = Callable[[str, str], Reply | None]
 WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE", "POST"})
@@ -412,6 +419,8 @@ class RouterOSEmulator:
         self._credentials = f"{username}:{password}".encode()
         self._lock = threading.RLock()
         self._tables: dict[str, list[Row]] = {table: [] for table in TABLES}
+        # Enabled address-list entries: (list, address) -> their `.id`s (seed() allows repeats).
+        self._enabled: dict[EntryKey, set[str]] = {}
         self._next_id = 1
         self._writes = 0
         self.requests: Counter[tuple[str, str]] = Counter()
@@ -451,6 +460,29 @@ class RouterOSEmulator:
         """Forget the request counts (e.g. after a test's setup phase)."""
         with self._lock:
             self.requests.clear()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the emulator's re-entrant lock: no request is processed until the block ends.
+
+        Hooks already run under it; code outside the request path (fault switches, counters a
+        caller keeps beside `requests`) uses this to see or change state between two requests.
+        """
+        with self._lock:
+            yield
+
+    def snapshot(self) -> dict[str, list[Row]]:
+        """Copies of every table's rows (ids and order included), for `restore`."""
+        with self._lock:
+            return {table: [dict(row) for row in rows] for table, rows in self._tables.items()}
+
+    def restore(self, snapshot: Mapping[str, list[Row]]) -> None:
+        """Put the tables back as `snapshot()` saw them; new ids still continue the counter."""
+        with self._lock:
+            self._tables = {table: [dict(row) for row in snapshot[table]] for table in TABLES}
+            self._enabled = {}
+            for row in self._tables[ADDRESS_LIST]:
+                self._index_entry(row)
 
     # -- the HTTP-free core ---------------------------------------------------------------------
 
@@ -551,8 +583,31 @@ class RouterOSEmulator:
         row[".id"] = f"*{self._next_id:X}"
         self._next_id += 1
         self._tables[table].insert(index, row)
+        if table == ADDRESS_LIST:
+            self._index_entry(row)
         self._writes += 1
         return _project(row, None)
+
+    def _drop(self, table: str, index: int) -> None:
+        """Delete one row (DELETE, `remove`), keeping the entry index in step."""
+        if table == ADDRESS_LIST:
+            self._unindex_entry(self._tables[table][index])
+        del self._tables[table][index]
+
+    @staticmethod
+    def _entry_key(row: Row) -> EntryKey:
+        return row.get("list"), row.get("address")
+
+    def _index_entry(self, row: Row) -> None:
+        if row.get("disabled") != "true":
+            self._enabled.setdefault(self._entry_key(row), set()).add(row[".id"])
+
+    def _unindex_entry(self, row: Row) -> None:
+        ids = self._enabled.get(self._entry_key(row))
+        if ids is not None:
+            ids.discard(row[".id"])
+            if not ids:
+                del self._enabled[self._entry_key(row)]
 
     def _index(self, table: str, token: str, *, by_comment: bool = False) -> int | None:
         """Resolve an `.id`, a bare console position, or (for move/remove) a comment."""
@@ -624,15 +679,12 @@ class RouterOSEmulator:
         return values, place_before, unset
 
     def _check_duplicate(self, row: Row) -> None:
+        """RouterOS refuses a second enabled entry with the same list and address [5.3]."""
         if row.get("disabled") == "true":
             return
-        for other in self._tables[ADDRESS_LIST]:
-            if (
-                other.get(".id") != row.get(".id")
-                and other.get("disabled") != "true"
-                and (other.get("list"), other.get("address")) == (row["list"], row["address"])
-            ):
-                raise _bad("failure: already have such entry")
+        others = self._enabled.get((row["list"], row["address"]), set()) - {row.get(".id")}
+        if others:
+            raise _bad("failure: already have such entry")
 
     # -- verbs ----------------------------------------------------------------------------------
 
@@ -667,6 +719,8 @@ class RouterOSEmulator:
             del updated["comment"]
         if table == ADDRESS_LIST:
             self._check_duplicate(updated)
+            self._unindex_entry(row)
+            self._index_entry(updated)
         self._tables[table][index] = updated
         self._writes += 1
         return _project(updated, None)
@@ -675,7 +729,7 @@ class RouterOSEmulator:
         index = self._row_index(table, token)
         if _is_builtin(table, self._tables[table][index]):
             raise _bad("failure: cannot change builtin")
-        del self._tables[table][index]
+        self._drop(table, index)
         self._writes += 1
 
     def _command(self, table: str, word: str, data: dict[str, object]) -> object:
@@ -723,7 +777,7 @@ class RouterOSEmulator:
         if any(_is_builtin(table, rows[i]) for i in indexes):
             raise _bad("failure: cannot change builtin")
         for index in sorted(indexes, reverse=True):
-            del rows[index]
+            self._drop(table, index)
         self._writes += 1
 
     # -- transports -------------------------------------------------------------------------------

@@ -203,14 +203,14 @@ class Faults:
 
     def clear(self) -> None:
         """Switch every fault off (the log and the counters stay)."""
-        with self.emulator._lock:
+        with self.emulator.locked():
             self._rules.clear()
             self._pending = None
 
     # -- the hooks ------------------------------------------------------------------------------
 
     def _add(self, rule: _Rule) -> Faults:
-        with self.emulator._lock:
+        with self.emulator.locked():
             if rule.per_write:
                 rule.seen = self.writes_seen
             else:
