@@ -30,7 +30,7 @@ from controlplane.plane import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 CRD_PATHS = (
-    REPO_ROOT / "manifests" / "crd-routerpolicies.yaml",
+    REPO_ROOT / "manifests" / "base" / "crd-routerpolicies.yaml",
     FIXTURES / "cilium" / "crds" / "ciliumclusterwidenetworkpolicies.yaml",
 )
 E2E_DIR = Path(__file__).resolve().parent

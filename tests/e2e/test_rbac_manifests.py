@@ -26,7 +26,7 @@ from kubernetes.client import ApiClient
 
 from tests.conftest import ADDRESS_LIST, REPO, Router, run_cli
 
-MANIFESTS = REPO / "manifests"
+MANIFESTS = REPO / "manifests" / "base"
 JOB_NS = "router-policy-sync"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{JOB_NS}/leases"
 
