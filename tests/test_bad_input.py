@@ -32,7 +32,7 @@ from sync_job.router.client import RouterSettings, RouterWriter, make_http_clien
 from sync_job.run import SyncSettings, run_once
 from sync_job.source.file import load_snapshot
 from sync_job.source.snapshot import ANNOTATION
-from tests.conftest import ADDRESS_LIST, FILTER, FIXTURES, NAT, PASSWORD, Router, run_cli
+from tests.support.router import ADDRESS_LIST, FILTER, FIXTURES, NAT, PASSWORD, Router, run_cli
 
 EXAMPLE = (files("sync_job") / "examples" / "demo.yaml").read_text()
 CORPUS = FIXTURES / "cilium" / "policies"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import ADDRESS_LIST, FILTER, NAT, PASSWORD, Router, run_cli
+from tests.support.router import ADDRESS_LIST, FILTER, NAT, PASSWORD, Router, run_cli
 
 EXAMPLE = (files("sync_job") / "examples" / "demo.yaml").read_text()
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sync_job.status.reconcile import status_due as _status_due
-from tests.conftest import FILTER, PASSWORD, Router, run_cli
+from tests.support.router import FILTER, PASSWORD, Router, run_cli
 
 EXAMPLE = (files("sync_job") / "examples" / "demo.yaml").read_text()
 

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from sync_job import __version__
-from tests.conftest import REPO
+from tests.support.router import REPO
 
 
 def _build_stage() -> tuple[list[str], list[str]]:

@@ -31,7 +31,7 @@ from sync_job import logs
 from sync_job.router.client import RouterReader, RouterWriter
 from sync_job.testing.emulator import WRITE_METHODS, RouterOSEmulator
 from sync_job.testing.faults import Faults
-from tests.conftest import (
+from tests.support.router import (
     ADDRESS_LIST,
     FILTER,
     NAT,

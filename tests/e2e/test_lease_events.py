@@ -17,7 +17,7 @@ from k8s import (
 )
 from kubernetes.client import ApiClient
 
-from tests.conftest import Router, run_cli
+from tests.support.router import Router, run_cli
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/router-policy-sync/leases/router-policy-sync"
 

@@ -24,7 +24,7 @@ from k8s import (
 )
 from kubernetes.client import ApiClient
 
-from tests.conftest import ADDRESS_LIST, REPO, Router, run_cli
+from tests.support.router import ADDRESS_LIST, REPO, Router, run_cli
 
 MANIFESTS = REPO / "manifests" / "base"
 JOB_NS = "router-policy-sync"

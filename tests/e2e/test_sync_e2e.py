@@ -21,7 +21,7 @@ from controlplane.plane import ControlPlane
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import ADDRESS_LIST, FILTER, NAT, PASSWORD, Result, Router, run_cli
+from tests.support.router import ADDRESS_LIST, FILTER, NAT, PASSWORD, Result, Router, run_cli
 
 GROUP = "router-policy-sync.homelab-helper.benfiola.com"
 ROUTER_POLICIES = (GROUP, "v1", "routerpolicies")
