@@ -1,7 +1,8 @@
 """The plan as people and programs read it: text (Terraform-like) and versioned JSON.
 
 Both are built from the same RunReport; the text is never parsed by anything. Bump
-FORMAT_VERSION on any change that could break a consumer of the JSON.
+FORMAT_VERSION on any change that could break a consumer of the JSON. An update's empty value
+removes the property: the text shows it as `(unset)`, the JSON also lists it under `unset`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def _change_json(change: Change) -> dict[str, Any]:
         "id": change.id,
         "before": dict(change.before) or None,
         "after": dict(change.after) or None,
+        "unset": [name for name, value in change.after.items() if not value],
         "destination": change.destination,
     }
 
@@ -83,7 +85,8 @@ def _change_lines(change: Change) -> list[str]:
         lines = [head]
         for name, value in change.after.items():
             old = change.before.get(name)
-            lines.append(f"      {name}: {'(unset)' if old is None else repr(old)} -> {value!r}")
+            new = repr(value) if value else "(unset)"
+            lines.append(f"      {name}: {'(unset)' if old is None else repr(old)} -> {new}")
         return lines
     if change.action is Action.MOVE:
         return [f"{head}: move before {change.destination}"]

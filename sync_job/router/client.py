@@ -36,11 +36,14 @@ from sync_job.router.tables import Table
 log = logging.getLogger(__name__)
 
 # Only what the planner compares or needs to place rules; a 50,000-entry address list read
-# without `.proplist` is several times larger (creation-time, counters, flags).
+# without `.proplist` is several times larger (creation-time, counters, flags). The rules' scope
+# fields (`desired.SCOPE_FIELDS`) are read whether or not --wan-interface-list is set: they are
+# managed either way.
 PROPLISTS: Mapping[Table, str] = {
-    Table.FILTER: ".id,chain,action,protocol,dst-port,src-address-list,comment,disabled,dynamic",
+    Table.FILTER: ".id,chain,action,protocol,dst-port,src-address-list,in-interface-list,"
+    "connection-nat-state,dst-address,comment,disabled,dynamic",
     Table.NAT: ".id,chain,action,protocol,dst-port,src-address-list,to-addresses,to-ports,"
-    "comment,disabled,dynamic",
+    "in-interface-list,comment,disabled,dynamic",
     Table.ADDRESS_LIST: ".id,list,address,disabled,dynamic",
 }
 
@@ -329,7 +332,13 @@ class RouterWriter(RouterReader):
         return created
 
     def update(self, table: Table, id: str, fields: Mapping[str, str]) -> None:
-        self._send("PATCH", f"{table.value}/{id}", json=dict(fields))
+        """Set `fields`; an empty value removes the property.
+
+        RouterOS may refuse `""` or store it as an empty value (docs/routeros-rest.md 5.5), so a
+        removal is sent as `"!name": ""`, the form the maintained Terraform provider uses.
+        """
+        body = {(name if value else f"!{name}"): value for name, value in fields.items()}
+        self._send("PATCH", f"{table.value}/{id}", json=body)
 
     def delete(self, table: Table, id: str) -> None:
         self._send("DELETE", f"{table.value}/{id}")

@@ -1,7 +1,9 @@
 """The pure planner: (desired rows, router tables as read) -> Plan. No I/O, no clock.
 
 Objects are matched by identity (comment for rules, list + address for entries), and only the
-fields the tool manages are compared, after normalising RouterOS strings. Foreign objects are
+fields the tool manages are compared, after normalising RouterOS strings. The scope fields of
+`--wan-interface-list` are managed whether or not the flag is set: one the desired row lacks is
+planned as an update to `""`, which the client sends as RouterOS's unset. Foreign objects are
 never in a plan; owned objects of a policy that failed this run (`frozen`) are left exactly as
 they are. Owned filter rules are kept as one contiguous block directly above the marker, in
 identity order, using as few `move`s as the current order allows.
@@ -14,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from sync_job.model import Action, PolicyTarget
-from sync_job.router.desired import desired_objects
+from sync_job.router.desired import SCOPE_FIELDS, desired_objects
 from sync_job.router.ownership import Ownership, normalise_address
 from sync_job.router.plan import Change, Plan
 from sync_job.router.tables import RouterObject, Table
@@ -57,7 +59,7 @@ def normalise(name: str, value: str) -> str:
     if name in ("dst-port", "to-ports"):
         parts = [part.strip() for part in value.split(",") if part.strip()]
         return ",".join(sorted(parts, key=lambda part: (len(part.split("-")[0]), part)))
-    if name == "address":
+    if name in ("address", "dst-address"):
         return normalise_address(value)
     if name == "protocol":
         return value.lower()
@@ -66,9 +68,13 @@ def normalise(name: str, value: str) -> str:
     return value
 
 
-def _managed_diff(desired: Row, actual: Row) -> dict[str, str]:
-    """The fields (with desired values) where the row read differs from the row wanted."""
-    wanted = {**desired, "disabled": "false"}
+def _managed_diff(desired: Row, actual: Row, scope: Sequence[str] = ()) -> dict[str, str]:
+    """The fields (with desired values) where the row read differs from the row wanted.
+
+    A `scope` field the desired row lacks is wanted absent, which reads as `""`.
+    """
+    absent = {name: "" for name in scope if name not in desired}
+    wanted = {**desired, **absent, "disabled": "false"}
     return {
         name: value
         for name, value in wanted.items()
@@ -77,12 +83,13 @@ def _managed_diff(desired: Row, actual: Row) -> dict[str, str]:
     }
 
 
-def _pick_keeper(desired: Row, rows: Sequence[Row]) -> Row:
-    return min(rows, key=lambda row: len(_managed_diff(desired, row)))
+def _pick_keeper(desired: Row, rows: Sequence[Row], scope: Sequence[str]) -> Row:
+    return min(rows, key=lambda row: len(_managed_diff(desired, row, scope)))
 
 
-def _managed_view(desired: Row, actual: Row) -> dict[str, str]:
-    return {name: actual[name] for name in (*desired, "disabled") if name in actual}
+def _managed_view(desired: Row, actual: Row, scope: Sequence[str]) -> dict[str, str]:
+    names = dict.fromkeys((*desired, *scope, "disabled"))
+    return {name: actual[name] for name in names if name in actual}
 
 
 def _longest_ordered_subsequence(indices: Sequence[int]) -> set[int]:
@@ -123,6 +130,7 @@ class _TablePlanner:
     ) -> None:
         self.table = table
         self.ownership = ownership
+        self.scope = SCOPE_FIELDS[table]
         self.desired = {ownership.identity(table, obj.fields): obj.fields for obj in desired}
         self.owned: dict[str, list[Row]] = defaultdict(list)
         self.policy_of: dict[str, str] = {}
@@ -167,12 +175,12 @@ class _TablePlanner:
             if desired is None:
                 self.deletes.extend(self._delete(key, row, "no longer wanted") for row in rows)
                 continue
-            keeper = rows[0] if len(rows) == 1 else _pick_keeper(desired, rows)
+            keeper = rows[0] if len(rows) == 1 else _pick_keeper(desired, rows, self.scope)
             self.keepers[key] = keeper
             self.deletes.extend(
                 self._delete(key, row, "duplicate") for row in rows if row is not keeper
             )
-            diff = _managed_diff(desired, keeper)
+            diff = _managed_diff(desired, keeper, self.scope)
             if diff:
                 self.updates.append(
                     Change(
@@ -182,7 +190,7 @@ class _TablePlanner:
                         policy=self._policy(key, desired),
                         reason="drift",
                         id=keeper[".id"],
-                        before=_managed_view(desired, keeper),
+                        before=_managed_view(desired, keeper, self.scope),
                         after=diff,
                     )
                 )
@@ -306,11 +314,14 @@ def plan_router(
     tables: Tables,
     ownership: Ownership,
     frozen: Set[str] = frozenset(),
+    *,
+    wan_interface_list: str | None = None,
 ) -> Plan:
     """The plan for a pass: the marker found, the targets' rows built, the changes planned.
 
+    `wan_interface_list` scopes every owned rule to that interface list (see `desired`).
     Raises MarkerError when the marker is missing or ambiguous: then nothing may be written.
     """
     marker = find_marker(tables.get(Table.FILTER, []), ownership)
-    wanted = desired_objects(targets, ownership, marker.chain)
+    wanted = desired_objects(targets, ownership, marker.chain, wan_interface_list)
     return plan_changes(wanted, tables, ownership, marker, frozen)
