@@ -1,10 +1,10 @@
 """Counts a process's HTTP requests through urllib3 (the kubernetes client's HTTP library).
 
-bench.py copies this file as `sitecustomize.py` into a directory it puts on a measured job's
-PYTHONPATH, with RPS_BENCH_API_COUNTS naming the output file, so the real CLI runs unchanged
-while every request it sends is counted by method and path (query string dropped), and every
-reply body's bytes are added up. The counts are written as JSON when the process exits.
-Without RPS_BENCH_API_COUNTS it does nothing.
+The bench (`Workspace` in bench/runner.py) copies this file as `sitecustomize.py` into a directory
+it puts on a measured job's PYTHONPATH, with RPS_BENCH_API_COUNTS naming the output file, so the
+real CLI runs unchanged while every request it sends is counted by method and path (query string
+dropped), and every reply body's bytes are added up. The counts are written as JSON when the process
+exits. Without RPS_BENCH_API_COUNTS it does nothing.
 """
 
 from __future__ import annotations

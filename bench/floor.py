@@ -1,14 +1,15 @@
 """The floor of a pass: its mandatory reads done with bare httpx/kubernetes calls, nothing else.
 
-`reads(spec)` GETs the three router tables (the job's `.proplist`s, passed in `spec`) with a
-fresh httpx client, then lists the cluster with a fresh kubernetes ApiClient built from the
-kubeconfig: full CiliumClusterwideNetworkPolicies, RouterPolicies and Services; pods (finished
-phases left out by a field selector) and namespaces as metadata only. Every body is parsed with
-`json.loads`. With a `snapshot` instead of a kubeconfig, the YAML file is read and parsed.
+`reads(spec)` GETs the three router tables (the job's `.proplist`s, passed in `spec`) with a fresh
+httpx client, then lists the cluster with a fresh kubernetes ApiClient built from the kubeconfig:
+full CiliumClusterwideNetworkPolicies, RouterPolicies and Services; pods (finished phases left out
+by a field selector) and namespaces as metadata only. Every body is parsed with `json.loads`. With a
+`snapshot` instead of a kubeconfig, the YAML file is read and parsed.
 
-`bench.py` times `reads` in its own process (the floor) and runs this file as a fresh process
-(the floor with process start-up: interpreter, `import kubernetes, httpx`, the same reads), so a
-CLI pass can be compared with both. Kept free of `sync_job` imports so that the second is bare.
+The bench (bench/runner.py) times `reads` in its own process (the floor) and runs this file as a
+fresh process (the floor with process start-up: interpreter, `import kubernetes, httpx`, the same
+reads), so a CLI pass can be compared with both. Kept free of `sync_job` imports so that the second
+is bare.
 """
 
 from __future__ import annotations
