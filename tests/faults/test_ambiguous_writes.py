@@ -93,7 +93,8 @@ def test_ambiguous_updates_moves_and_deletes_are_re_read_before_deciding(
     # ... and the write is sent again only when the re-read shows it did not take effect (a
     # move is idempotent: it is repeated whenever its rule still exists).
     assert resent == (kind == "move" or not fault.applied)
-    assert [c for c in calls if c == failed] == [failed, failed] if resent else [failed]
+    # Parenthesised: without them Python reads `(A == B) if resent else [failed]`, always true.
+    assert [c for c in calls if c == failed] == ([failed, failed] if resent else [failed])
     assert_converged(emulator, foreign, AFTER, expected)
 
 
