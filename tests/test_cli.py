@@ -214,6 +214,19 @@ def test_usage_errors_exit_64_never_2(args: list[str]) -> None:
     assert run_cli(*args).code == 64
 
 
+def test_a_missing_router_url_is_a_usage_error_that_names_the_flag(example: Path) -> None:
+    """With a --from-file that exists, only the missing URL can make this a usage error."""
+    result = run_cli("sync", "--from-file", str(example), env={"MIKROTIK_BASE_URL": ""})
+    assert result.code == 64
+    assert "--mikrotik-base-url (or MIKROTIK_BASE_URL) is required" in result.stderr
+
+
+def test_a_router_url_without_a_scheme_names_the_flag_and_the_value(example: Path) -> None:
+    result = run_cli("sync", "--from-file", str(example), "--mikrotik-base-url", "192.168.88.1")
+    assert result.code == 64
+    assert "--mikrotik-base-url '192.168.88.1' must start with https://" in result.stderr
+
+
 def test_both_password_sources_is_a_usage_error(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text(PASSWORD + "\n")
