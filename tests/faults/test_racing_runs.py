@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from sync_job.model import Action
+from sync_job.report import RunReport
+from sync_job.router.tables import Table
 from sync_job.testing.emulator import RouterOSEmulator
 from tests.support.router import (
     FILTER,
@@ -85,13 +88,16 @@ class GatedTransport(httpx.BaseTransport):
             self._turnstile.release(self._who)
 
 
-def race(emulator: RouterOSEmulator, seed: int) -> list[int]:
+def race(emulator: RouterOSEmulator, seed: int) -> tuple[list[int], list[RunReport]]:
+    """Both runs, interleaved by `seed`: the order of their requests and both runs' reports."""
     turnstile = Turnstile(seed, 2)
     errors: list[BaseException] = []
+    reports: dict[int, RunReport] = {}
 
     def one(who: int) -> None:
         try:
-            run(emulator, AFTER, transport=GatedTransport(emulator.transport(), turnstile, who))
+            transport = GatedTransport(emulator.transport(), turnstile, who)
+            reports[who] = run(emulator, AFTER, transport=transport)
         except BaseException as error:  # reported below, in the test's thread
             errors.append(error)
         finally:
@@ -103,19 +109,35 @@ def race(emulator: RouterOSEmulator, seed: int) -> list[int]:
     for thread in threads:
         thread.join()
     assert not errors, errors
-    return turnstile.order
+    return turnstile.order, [reports[0], reports[1]]
+
+
+def both_made(reports: list[RunReport], action: Action, table: Table) -> set[str]:
+    """Keys of the `action`s on `table` that BOTH runs count as done."""
+    done = [
+        {c.key for c in r.applied.done if c.action is action and c.table is table}
+        for r in reports
+        if r.applied is not None
+    ]
+    return set.intersection(*done) if len(done) == 2 else set()
 
 
 @pytest.mark.parametrize("start", ["scenario", "fresh"])
 def test_two_runs_at_once_then_one_clean_run_converges(
     start: str, expected: dict[str, Any]
 ) -> None:
-    made_duplicates = 0
+    made_duplicates = adopted = already_gone = 0
     orders = set()
     for seed in range(25):
         emulator, foreign = scenario_router() if start == "scenario" else fresh_router()
-        order = race(emulator, seed)
+        order, reports = race(emulator, seed)
         orders.add(tuple(order))
+        # Neither run fails: an address-list entry the other run made first ("already have
+        # such entry") is adopted, and a row the other run deleted first (404) counts as done.
+        for who, report in enumerate(reports):
+            assert not report.failed, (seed, who, report.applied)
+        adopted += bool(both_made(reports, Action.CREATE, Table.ADDRESS_LIST))
+        already_gone += bool(both_made(reports, Action.DELETE, Table.ADDRESS_LIST))
         assert order.count(0) > 0 and order.count(1) > 0
         assert_foreign_unchanged(emulator, foreign)
         made_duplicates += duplicates(emulator) > 0
@@ -123,10 +145,14 @@ def test_two_runs_at_once_then_one_clean_run_converges(
         assert_converged(emulator, foreign, AFTER, expected)
     assert len(orders) >= 15  # many different interleavings
     assert made_duplicates >= 5  # the race did make duplicates, and the clean run collapsed them
+    print(f"{start}: adopted in {adopted} seeds, already gone in {already_gone} seeds")
+    assert adopted >= 5  # both runs created the same entry: one of them adopted it
+    if start == "scenario":  # only the scenario router has rows to delete
+        assert already_gone >= 5  # both runs deleted the same entry: one of them met a 404
 
 
 def test_two_runs_interleave_the_same_way_for_a_seed() -> None:
     first_router, _ = fresh_router()
     second_router, _ = fresh_router()
-    assert race(first_router, 3) == race(second_router, 3)
+    assert race(first_router, 3)[0] == race(second_router, 3)[0]
     assert first_router.rows(FILTER) == second_router.rows(FILTER)
