@@ -213,6 +213,24 @@ def sync(
             help="Source ranges that are never allowed (repeatable; replaces the default list).",
         ),
     ] = None,
+    wan_interface_list: Annotated[
+        str | None,
+        typer.Option(
+            "--wan-interface-list",
+            envvar="WAN_INTERFACE_LIST",
+            help="Scope every owned rule to traffic arriving on this RouterOS interface list "
+            "(e.g. WAN); filter rules also match only dst-NATed traffic to the gateway.",
+        ),
+    ] = None,
+    gateway_cidr: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gateway-cidr",
+            envvar="GATEWAY_CIDRS",
+            help="Ranges a gateway (LoadBalancer) address must be in (repeatable; default any "
+            "routable address).",
+        ),
+    ] = None,
     cluster_name: Annotated[
         str,
         typer.Option(
@@ -310,6 +328,8 @@ def sync(
         comment_prefix=comment_prefix,
         reserved_cidrs=tuple(reserved_cidr or ()),
         cluster_name=cluster_name,
+        wan_interface_list=wan_interface_list or None,
+        gateway_cidrs=tuple(gateway_cidr or ()),
         status_refresh=status_refresh,
         log_level=log_level.value,
         log_format=log_format.value,

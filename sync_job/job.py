@@ -126,10 +126,18 @@ def _sync_settings(settings: JobSettings) -> SyncSettings:
             )
         except ValueError as error:
             raise UsageError(f"--reserved-cidr: {error}") from None
+    try:
+        gateway_ranges = tuple(
+            ipaddress.ip_network(c, strict=False) for c in settings.gateway_cidrs
+        )
+    except ValueError as error:
+        raise UsageError(f"--gateway-cidr: {error}") from None
     return SyncSettings(
         ownership=ownership,
         reserved=networks,
         cluster_name=settings.cluster_name,
+        wan_interface_list=settings.wan_interface_list,
+        gateway_ranges=gateway_ranges,
         status_refresh=timedelta(seconds=settings.status_refresh),
     )
 

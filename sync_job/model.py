@@ -65,6 +65,7 @@ class PolicyOutcome:
     message: str
     generation: int = 0
     gateway_ip: str | None = None
+    gateway_service: str | None = None  # namespace/name of the gateway Service
 
     @property
     def ready(self) -> bool:

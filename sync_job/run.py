@@ -33,6 +33,10 @@ class SyncSettings:
     ownership: Ownership = field(default_factory=Ownership)
     reserved: tuple[ipaddress.IPv4Network, ...] = DEFAULT_RESERVED
     cluster_name: str = "default"
+    # --wan-interface-list: owned rules match only traffic that arrives on this interface list.
+    wan_interface_list: str | None = None
+    # --gateway-cidr: a gateway address outside these ranges is refused (empty: any routable).
+    gateway_ranges: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # An unchanged status is rewritten (for lastReconciledTime) only once it is this old, so a
     # no-op run costs no API write per policy.
     status_refresh: timedelta = timedelta(hours=1)
@@ -51,13 +55,22 @@ def run_once(
     snapshot = read_cluster()
     tables = router.read_tables()
     outcomes, targets = evaluate(
-        snapshot, reserved=settings.reserved, cluster_name=settings.cluster_name
+        snapshot,
+        reserved=settings.reserved,
+        cluster_name=settings.cluster_name,
+        gateway_ranges=settings.gateway_ranges,
     )
     existing = snapshot.router_policies
     report = RunReport(outcomes, Plan(), reconcile.kube_changes(snapshot.policies, existing))
     try:
         frozen = {outcome.name for outcome in outcomes if not outcome.ready}
-        report.plan = plan_router(targets, tables, settings.ownership, frozen)
+        report.plan = plan_router(
+            targets,
+            tables,
+            settings.ownership,
+            frozen,
+            wan_interface_list=settings.wan_interface_list,
+        )
     except MarkerError as error:
         report.marker_error = str(error)
         log.error("router: %s", error)

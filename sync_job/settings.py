@@ -35,6 +35,8 @@ class JobSettings:
     comment_prefix: str
     reserved_cidrs: tuple[str, ...]
     cluster_name: str
+    wan_interface_list: str | None
+    gateway_cidrs: tuple[str, ...]
     status_refresh: float
     log_level: str
     log_format: str

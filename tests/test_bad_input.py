@@ -637,24 +637,26 @@ def test_a_253_character_name_is_accepted(synced: Router, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    "to_ports",
+    ("to_ports", "opened"),
     [
-        [{"ports": [{"port": "80", "endPort": 444, "protocol": "TCP"}]}],
-        [{"ports": [{"port": "1", "endPort": "65535", "protocol": "TCP"}]}],
-        [{"ports": [{"port": "443", "protocol": "ANY"}]}],
-        [{"ports": [{"port": "http"}]}],
+        ([{"ports": [{"port": "80", "endPort": 444, "protocol": "TCP"}]}], "on tcp 80,443;"),
+        ([{"ports": [{"port": "1", "endPort": "65535", "protocol": "TCP"}]}], "on tcp 80,443;"),
+        ([{"ports": [{"port": "443", "protocol": "ANY"}]}], "on tcp 443;"),
+        ([{"ports": [{"port": "53"}]}], "on udp 53;"),
+        ([{"ports": [{"port": "http"}]}], "spec.ingress[0] opens no port of the gateway"),
     ],
-    ids=["endPort", "endPort-string", "protocol-ANY", "port-as-a-name"],
+    ids=["endPort", "endPort-string", "protocol-ANY", "no-protocol", "port-as-an-unknown-name"],
 )
-def test_policy_to_ports_are_not_read_the_service_ports_are(
-    synced: Router, tmp_path: Path, to_ports: list[dict[str, Any]]
+def test_policy_to_ports_narrow_the_service_ports(
+    synced: Router, tmp_path: Path, to_ports: list[dict[str, Any]], opened: str
 ) -> None:
-    """The router's ports come from the gateway Service (README), so a policy's own `toPorts`
-    (ranges, ANY, named ports) change nothing: the policy is synced with the Service's ports."""
+    """A source allowed only to some ports gets only those of the gateway Service (tcp 80, 443
+    and udp 53 here), matched by target port as Cilium matches them (ranges, ANY, no protocol);
+    a named port no pod declares opens nothing, and the status says so."""
     text = dump(policy("ranged", ingress=[{"fromCIDR": ["192.0.2.9/32"], "toPorts": to_ports}]))
     outcome = sync_file(synced, with_example(tmp_path, text))
     assert outcome.code == 0 and outcome.lines["ranged"]["state"] == "Ready"
-    assert "on tcp 80,443; udp 53" in outcome.lines["ranged"]["msg"]
+    assert opened in outcome.lines["ranged"]["msg"]
 
 
 def test_all_malformed_policies_at_once_leave_the_valid_one_alone(

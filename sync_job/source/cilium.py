@@ -30,14 +30,39 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
+class PortRule:
+    """One `toPorts[].ports[]` entry. `port` is a number, a named port, or None (every port);
+    `end_port` closes a range; `protocol` is lower-case tcp/udp/sctp, None for ANY, or another
+    protocol (`icmp`, `vrrp`, ...) that no Service port has."""
+
+    port: int | str | None
+    end_port: int | None = None
+    protocol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngressRule:
+    """One `ingress[]` entry that names sources, as Cilium scopes it: to the pods its rule's
+    endpointSelector selects (None: a nodeSelector rule, which selects nodes, never pods) and to
+    its `toPorts` (None: every port)."""
+
+    path: str
+    selector: EndpointSelector | None
+    sources: tuple[str, ...]
+    ports: tuple[PortRule, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PolicySpec:
-    """What the sync needs from one CCNP. `selectors` only come from endpointSelector rules."""
+    """What the sync needs from one CCNP. `selectors` only come from endpointSelector rules;
+    `sources` pools every rule's, `ingress` keeps them apart for scoping (sync_job.source.scope)."""
 
     name: str
     uid: str
     generation: int
     sources: tuple[str, ...]
     selectors: tuple[EndpointSelector, ...]
+    ingress: tuple[IngressRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +85,27 @@ def parse_policy(
     name = metadata.get("name")
     name = name if isinstance(name, str) and name else "<unnamed>"
     owner = f"{KIND} {name}"
-    allowed: set[ipaddress.IPv4Address] = set()
+    found: list[tuple[str, EndpointSelector | None, set[ipaddress.IPv4Address], Any]] = []
     denies: list[_Deny] = []
     selectors: list[EndpointSelector] = []
     for path, rule in _rules(raw, owner):
         selector = _rule_selector(rule, path, owner)
         if selector is not None and selector not in selectors:
             selectors.append(selector)
-        allowed.update(_allowed(rule.get("ingress"), f"{path}.ingress", owner, reserved))
+        for entry_path, hosts, ports in _allowed(
+            rule.get("ingress"), f"{path}.ingress", owner, reserved
+        ):
+            found.append((entry_path, selector, hosts, ports))
         denies.extend(_denied(rule.get("ingressDeny"), f"{path}.ingressDeny", owner))
-    sources = sorted(a for a in allowed if not any(d.covers(a) for d in denies))
+
+    def kept(hosts: set[ipaddress.IPv4Address]) -> list[ipaddress.IPv4Address]:
+        return sorted(a for a in hosts if not any(d.covers(a) for d in denies))
+
+    ingress = tuple(
+        IngressRule(path, selector, tuple(str(a) for a in kept(hosts)), ports)
+        for path, selector, hosts, ports in found
+    )
+    sources = kept(set().union(*(hosts for _, _, hosts, _ in found)))
     uid, generation = metadata.get("uid"), metadata.get("generation")
     return PolicySpec(
         name=name,
@@ -77,6 +113,7 @@ def parse_policy(
         generation=generation if type(generation) is int else 0,
         sources=tuple(str(a) for a in sources),
         selectors=tuple(selectors),
+        ingress=ingress,
     )
 
 
@@ -158,15 +195,17 @@ def _cidr_sets(
 
 def _allowed(
     ingress: Any, path: str, owner: str, reserved: Sequence[ipaddress.IPv4Network]
-) -> set[ipaddress.IPv4Address]:
-    """Every /32 the `ingress` rules allow; anything else in fromCIDR/fromCIDRSet is an error."""
-    found = set()
+) -> list[tuple[str, set[ipaddress.IPv4Address], tuple[PortRule, ...] | None]]:
+    """Each `ingress` entry with its /32 sources and its ports; anything else in fromCIDR or
+    fromCIDRSet is an error. Entries without CIDR sources bring nothing to the router."""
+    found = []
     for rule_path, rule in _peer_rules(ingress, path, owner):
+        hosts = set()
         cidrs = _list(rule.get("fromCIDR"), f"{rule_path}.fromCIDR", owner)
         for i, value in enumerate(cidrs):
-            found.add(_single_host(value, f"{rule_path}.fromCIDR[{i}]", owner, reserved))
+            hosts.add(_single_host(value, f"{rule_path}.fromCIDR[{i}]", owner, reserved))
         for entry_path, entry in _cidr_sets(rule, rule_path, owner):
-            found.add(_single_host(entry["cidr"], f"{entry_path}.cidr", owner, reserved))
+            hosts.add(_single_host(entry["cidr"], f"{entry_path}.cidr", owner, reserved))
             if entry.get("except") not in (None, []):
                 raise field_error(
                     owner,
@@ -174,7 +213,53 @@ def _allowed(
                     entry["except"],
                     "is not supported in an allow rule: list the allowed addresses in fromCIDR",
                 )
+        if hosts:
+            ports = _to_ports(rule.get("toPorts"), f"{rule_path}.toPorts", owner)
+            found.append((rule_path, hosts, ports))
     return found
+
+
+def _to_ports(value: Any, path: str, owner: str) -> tuple[PortRule, ...] | None:
+    """The ports an ingress entry allows; None when it has no `toPorts` (every port)."""
+    if value is None or value == []:
+        return None
+    ports: list[PortRule] = []
+    for i, entry in enumerate(_list(value, path, owner)):
+        if not isinstance(entry, Mapping):
+            raise field_error(owner, f"{path}[{i}]", entry, "is not a mapping with ports")
+        listed = _list(entry.get("ports"), f"{path}[{i}].ports", owner)
+        if not listed:  # a toPorts entry with only L7 rules or icmps limits no port
+            return None
+        ports.extend(_port_rule(p, f"{path}[{i}].ports[{j}]", owner) for j, p in enumerate(listed))
+    return tuple(ports)
+
+
+def _port_rule(entry: Any, path: str, owner: str) -> PortRule:
+    if not isinstance(entry, Mapping):
+        raise field_error(owner, path, entry, "is not a mapping with a port")
+    protocol = entry.get("protocol")
+    if protocol is not None and not isinstance(protocol, str):
+        raise field_error(owner, f"{path}.protocol", protocol, "is not a protocol name")
+    proto = None if protocol in (None, "ANY") else str(protocol).lower()
+    raw_port = entry.get("port")
+    port: int | str | None
+    if raw_port is None or str(raw_port) == "0":
+        port = None
+    elif isinstance(raw_port, int) or (isinstance(raw_port, str) and raw_port.isdigit()):
+        port = int(raw_port)
+        if not 1 <= port <= 65535:
+            raise field_error(owner, f"{path}.port", raw_port, "is not a port from 1 to 65535")
+    elif isinstance(raw_port, str) and raw_port and "${" not in raw_port:
+        port = raw_port  # a named port, resolved against the Service's target ports
+    else:
+        raise field_error(owner, f"{path}.port", raw_port, "is not a port number or name")
+    raw_end = entry.get("endPort")
+    end: int | None = None
+    if raw_end not in (None, 0, "0"):
+        if not (isinstance(raw_end, int) or (isinstance(raw_end, str) and raw_end.isdigit())):
+            raise field_error(owner, f"{path}.endPort", raw_end, "is not a port number")
+        end = int(raw_end)
+    return PortRule(port, end, proto)
 
 
 def _denied(ingress_deny: Any, path: str, owner: str) -> list[_Deny]:

@@ -1,5 +1,5 @@
-"""Finding the gateway of a policy: its selected pods, the LoadBalancer Service in front of them,
-that Service's first ingress IP and its validated ports.
+"""Finding the gateway of a policy: its selected running pods, the LoadBalancer Services in front
+of them, the one ingress address they agree on and their validated ports.
 
 Owns the per-run indexes (`PodIndex`, `ServiceIndex`), built once from the snapshot so that each
 policy is resolved without scanning every pod and Service, and the DiscoveryFailed messages.
@@ -7,15 +7,18 @@ policy is resolved without scanning every pod and Service, and the DiscoveryFail
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sync_job.model import Gateway, PolicyError, Reason, ServicePort
 from sync_job.source.cilium import KIND, PolicySpec
 from sync_job.source.selectors import EndpointSelector, endpoint_labels, field_error, matches
-from sync_job.source.snapshot import Pod, Service
+from sync_job.source.snapshot import GATEWAY_ANNOTATION, Pod, Service
 
 INACTIVE_PHASES = frozenset({"Succeeded", "Failed"})
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 LISTED_NAMES = 3
 
@@ -32,10 +35,15 @@ class PodIndex:
         live = [pod for pod in pods if pod.phase not in INACTIVE_PHASES]
         self._pods = sorted(live, key=lambda pod: (pod.namespace, pod.name))
         self._labels = [endpoint_labels(p, namespace_labels, cluster_name) for p in self._pods]
+        self._by_name = {(p.namespace, p.name): i for i, p in enumerate(self._pods)}
         self._by_label: dict[tuple[str, str], list[int]] = {}
         for position, labels in enumerate(self._labels):
             for pair in labels.items():
                 self._by_label.setdefault(pair, []).append(position)
+
+    def labels(self, pod: Pod) -> Mapping[str, str]:
+        """The endpoint labels of one of the indexed pods."""
+        return self._labels[self._by_name[(pod.namespace, pod.name)]]
 
     def select(self, selectors: Sequence[EndpointSelector]) -> list[Pod]:
         """Pods any of the selectors match, sorted by (namespace, name)."""
@@ -84,9 +92,44 @@ class ServiceIndex:
         ]
 
 
-def find_gateway(policy: PolicySpec, pods: PodIndex, services: ServiceIndex) -> Gateway:
-    """The first (by namespace, name) LoadBalancer Service with an IP in front of the policy's
-    pods; raises DiscoveryFailed when something is missing, ValidationFailed for bad ports."""
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """The gateway of a policy, the Services that share its address and the pods behind them."""
+
+    gateway: Gateway
+    services: tuple[Service, ...]
+    pods: tuple[Pod, ...]
+
+
+def find_gateway(
+    policy: PolicySpec,
+    pods: PodIndex,
+    services: ServiceIndex,
+    *,
+    gateway_ref: tuple[str, str] | None = None,
+    gateway_ranges: Sequence[Network] = (),
+) -> Gateway:
+    return discover(
+        policy, pods, services, gateway_ref=gateway_ref, gateway_ranges=gateway_ranges
+    ).gateway
+
+
+def discover(
+    policy: PolicySpec,
+    pods: PodIndex,
+    services: ServiceIndex,
+    *,
+    gateway_ref: tuple[str, str] | None = None,
+    gateway_ranges: Sequence[Network] = (),
+) -> Discovery:
+    """The one LoadBalancer address in front of the policy's running pods; raises
+    DiscoveryFailed when something is missing or ambiguous, ValidationFailed for a bad port or an
+    address that can never be a gateway.
+
+    Every LoadBalancer Service with an ingress address in front of a selected pod must agree on
+    that address (Services sharing it have their ports merged), unless the policy names its
+    gateway Service (`gateway_ref`), which then must front a selected pod.
+    """
     if not policy.selectors:
         raise _missing(f"{KIND} {policy.name} has no rule with an endpointSelector")
     selected = pods.select(policy.selectors)
@@ -94,26 +137,73 @@ def find_gateway(policy: PolicySpec, pods: PodIndex, services: ServiceIndex) -> 
         fields = _names(dict.fromkeys(s.path for s in policy.selectors))
         raise _missing(f"no running pod matches {fields} of {KIND} {policy.name}")
     found = {(s.namespace, s.name): s for pod in selected for s in services.selecting(pod)}
+    if gateway_ref is not None:
+        if gateway_ref not in found:
+            raise _missing(
+                f"the gateway Service {'/'.join(gateway_ref)} named by {KIND} {policy.name} "
+                "is not a LoadBalancer Service in front of its running pods"
+            )
+        found = {gateway_ref: found[gateway_ref]}
     if not found:
         names = _names(f"{p.namespace}/{p.name}" for p in selected)
         many = len(selected) != 1
         what = f"the {len(selected)} matching pods" if many else "the matching pod"
         raise _missing(f"no LoadBalancer Service selects {what} ({names})")
     candidates = [found[key] for key in sorted(found)]
-    for service in candidates:
-        if service.ingress_ips:
-            return Gateway(
-                namespace=service.namespace,
-                name=service.name,
-                ip=service.ingress_ips[0],
-                ports=service_ports(service),
-            )
-    names = _names(f"{s.namespace}/{s.name}" for s in candidates)
-    subject = "Service {} has" if len(candidates) == 1 else "Services {} have"
-    raise _missing(
-        f"LoadBalancer {subject.format(names)} no IPv4 ingress IP yet"
-        " (status.loadBalancer.ingress has none)"
+    ready = [service for service in candidates if service.ingress_ips]
+    if not ready:
+        names = _names(f"{s.namespace}/{s.name}" for s in candidates)
+        subject = "Service {} has" if len(candidates) == 1 else "Services {} have"
+        raise _missing(
+            f"LoadBalancer {subject.format(names)} no IPv4 ingress IP yet"
+            " (status.loadBalancer.ingress has none)"
+        )
+    addresses = {service.ingress_ips[0] for service in ready}
+    if len(addresses) > 1:
+        listed = _names(f"{s.namespace}/{s.name} ({s.ingress_ips[0]})" for s in ready)
+        raise _missing(
+            f"the LoadBalancer Services in front of the pods of {KIND} {policy.name} disagree on "
+            f"the gateway address: {listed}; name the one to use with the annotation "
+            f"{GATEWAY_ANNOTATION}: <namespace>/<name>, or narrow the endpointSelector"
+        )
+    first = ready[0]
+    address = first.ingress_ips[0]
+    _check_address(first, address, gateway_ranges)
+    ports = sorted(
+        {port for service in ready for port in service_ports(service)},
+        key=lambda p: (p.protocol, p.port),
     )
+    fronted = tuple(
+        pod for pod in selected if any(service in ready for service in services.selecting(pod))
+    )
+    gateway = Gateway(first.namespace, first.name, address, tuple(ports))
+    return Discovery(gateway, tuple(ready), fronted)
+
+
+def _check_address(service: Service, address: str, ranges: Sequence[Network]) -> None:
+    """Refuse addresses that can never be a LoadBalancer address, and any outside `ranges`."""
+    owner = f"Service {service.namespace}/{service.name}"
+    ip = ipaddress.ip_address(address)
+    problems = (
+        (ip.is_loopback, "a loopback address"),
+        (ip.is_unspecified, "the unspecified address"),
+        (ip == ipaddress.IPv4Address("255.255.255.255"), "the broadcast address"),
+        (ip.is_multicast, "a multicast address"),
+        (ip.is_link_local, "a link-local address"),
+    )
+    for bad, what in problems:
+        if bad:
+            raise field_error(
+                owner, "status.loadBalancer.ingress[0].ip", address, f"is {what}, never a gateway"
+            )
+    if ranges and not any(ip in network for network in ranges):
+        allowed = ", ".join(str(network) for network in ranges)
+        raise field_error(
+            owner,
+            "status.loadBalancer.ingress[0].ip",
+            address,
+            f"is outside the gateway ranges (--gateway-cidr {allowed})",
+        )
 
 
 def service_ports(service: Service) -> tuple[ServicePort, ...]:

@@ -11,12 +11,14 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sync_job.model import PolicyError, PolicyOutcome, PolicyTarget, Reason
-from sync_job.source.cilium import DEFAULT_RESERVED, parse_policy
-from sync_job.source.discovery import PodIndex, ServiceIndex, find_gateway
-from sync_job.source.snapshot import ClusterSnapshot
+from sync_job.source.cilium import DEFAULT_RESERVED, KIND, parse_policy
+from sync_job.source.discovery import PodIndex, ServiceIndex, discover
+from sync_job.source.scope import open_to_any_namespace, scope
+from sync_job.source.snapshot import GATEWAY_ANNOTATION, GATEWAY_ANNOTATIONS, ClusterSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +27,38 @@ def _policy_name(raw: Mapping[str, Any]) -> str:
     return str((raw.get("metadata") or {}).get("name") or "")
 
 
-def _synced_message(target: PolicyTarget) -> str:
+def _synced_message(target: PolicyTarget, notes: Sequence[str] = ()) -> str:
     by_protocol: dict[str, list[str]] = {}
     for port in target.gateway.ports:
         by_protocol.setdefault(port.protocol, []).append(str(port.port))
     ports = "; ".join(f"{proto} {','.join(ports)}" for proto, ports in sorted(by_protocol.items()))
     gateway = target.gateway
-    return (
+    message = (
         f"router in sync: {len(target.sources)} source(s) -> {gateway.ip} "
         f"(Service {gateway.namespace}/{gateway.name}) on {ports}"
     )
+    return "; ".join((message, *notes))
 
 
+def _gateway_ref(raw: Mapping[str, Any], owner: str) -> tuple[str, str] | None:
+    """The `<namespace>/<name>` a policy's author gave as its gateway Service, if any."""
+    annotations = (raw.get("metadata") or {}).get("annotations") or {}
+    for key in GATEWAY_ANNOTATIONS:
+        value = annotations.get(key) if isinstance(annotations, Mapping) else None
+        if value is None:
+            continue
+        namespace, slash, name = str(value).partition("/")
+        if not (slash and _DNS1123_LABEL.match(namespace) and _DNS1123_SUBDOMAIN.match(name)):
+            raise PolicyError(
+                Reason.VALIDATION_FAILED,
+                f"{owner}: metadata.annotations[{key}] {str(value)!r} is not "
+                "<namespace>/<name> of a Service",
+            )
+        return namespace, name
+    return None
+
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
@@ -69,6 +91,7 @@ def evaluate(
     *,
     reserved: Sequence[ipaddress.IPv4Network] = DEFAULT_RESERVED,
     cluster_name: str = "default",
+    gateway_ranges: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
 ) -> tuple[list[PolicyOutcome], list[PolicyTarget]]:
     """Validate and discover every annotated policy; one policy's failure never stops another."""
     pods = PodIndex(snapshot.pods, snapshot.namespace_labels, cluster_name)
@@ -84,14 +107,87 @@ def evaluate(
         try:
             _check_name(meta.get("name"), names[name])
             spec = parse_policy(raw, tuple(reserved))
-            gateway = find_gateway(spec, pods, services)
+            gateway_ref = _gateway_ref(raw, f"{KIND} {name}")
+            found = discover(
+                spec, pods, services, gateway_ref=gateway_ref, gateway_ranges=gateway_ranges
+            )
+            scoped = scope(spec, found, pods)
         except PolicyError as error:
             log.warning("policy %s: %s: %s", name, error.reason.value, error.message)
             outcomes.append(PolicyOutcome(name, error.reason, error.message, generation))
             continue
-        target = PolicyTarget(name, spec.sources, gateway)
+        notes = list(scoped.notes)
+        if gateway_ref is None and open_to_any_namespace(spec):
+            notes.append(
+                "a selector names no namespace, so pods and Services of any namespace can take "
+                f"part: name the gateway with the annotation {GATEWAY_ANNOTATION}"
+            )
+        gateway = replace(found.gateway, ports=scoped.ports)
+        target = PolicyTarget(name, scoped.sources, gateway)
         targets.append(target)
         outcomes.append(
-            PolicyOutcome(name, Reason.SYNCED, _synced_message(target), generation, gateway.ip)
+            PolicyOutcome(
+                name,
+                Reason.SYNCED,
+                _synced_message(target, notes),
+                generation,
+                gateway.ip,
+                f"{gateway.namespace}/{gateway.name}",
+            )
         )
-    return outcomes, targets
+    return _without_overlaps(snapshot, outcomes, targets)
+
+
+def _created(raw: Mapping[str, Any]) -> tuple[str, str]:
+    meta = raw.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), _policy_name(raw)
+
+
+def _without_overlaps(
+    snapshot: ClusterSnapshot, outcomes: list[PolicyOutcome], targets: list[PolicyTarget]
+) -> tuple[list[PolicyOutcome], list[PolicyTarget]]:
+    """Two policies that would NAT one (source, protocol, port) to different gateways: the
+    later-created one (creationTimestamp, then name) is refused, naming the earlier."""
+    order = {_policy_name(raw): _created(raw) for raw in snapshot.policies}
+    claims: dict[tuple[str, str, int], PolicyTarget] = {}
+    refused: dict[str, str] = {}
+    for target in sorted(targets, key=lambda t: order.get(t.name, ("", t.name))):
+        clash = next(
+            (
+                (claim, claims[claim])
+                for claim in _claims(target)
+                if claim in claims and claims[claim].gateway.ip != target.gateway.ip
+            ),
+            None,
+        )
+        if clash is None:
+            for claim in _claims(target):
+                claims.setdefault(claim, target)
+            continue
+        (source, protocol, port), other = clash
+        refused[target.name] = (
+            f"{KIND} {target.name}: source {source} on {protocol} {port} is already sent to "
+            f"{other.gateway.ip} by {KIND} {other.name}, which was created earlier; "
+            "remove the source from one of them"
+        )
+    if not refused:
+        return outcomes, targets
+    for name, message in refused.items():
+        log.warning("policy %s: %s: %s", name, Reason.VALIDATION_FAILED.value, message)
+    kept = [
+        replace(
+            o,
+            reason=Reason.VALIDATION_FAILED,
+            message=refused[o.name],
+            gateway_ip=None,
+            gateway_service=None,
+        )
+        if o.name in refused
+        else o
+        for o in outcomes
+    ]
+    return kept, [target for target in targets if target.name not in refused]
+
+
+def _claims(target: PolicyTarget) -> list[tuple[str, str, int]]:
+    return [(s, p.protocol, p.port) for s in target.sources for p in target.gateway.ports]

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ANNOTATION = "router-policy-sync.homelab-helper.benfiola.com/sync-with-router"
+# The earlier Go controller's later releases used this group for the same annotations.
+LATER_GROUP = "router-policy-sync.homelab-images.benfiola.com"
+GATEWAY_ANNOTATION = "router-policy-sync.homelab-helper.benfiola.com/gateway"
+GATEWAY_ANNOTATIONS = (GATEWAY_ANNOTATION, f"{LATER_GROUP}/gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +25,8 @@ class Pod:
     labels: Mapping[str, str]
     service_account: str = ""
     phase: str = "Running"
+    # named container ports, read only when full pods are (a Service may target them by name)
+    container_ports: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +75,20 @@ def pod_from_raw(raw: Mapping[str, Any]) -> Pod:
         labels=_str_map(meta.get("labels")),
         service_account=str(spec.get("serviceAccountName") or spec.get("serviceAccount") or ""),
         phase=str(status.get("phase") or ""),
+        container_ports=_named_ports(spec.get("containers")),
     )
+
+
+def _named_ports(containers: Any) -> dict[str, int]:
+    named: dict[str, int] = {}
+    for container in containers if isinstance(containers, list) else []:
+        ports = container.get("ports") if isinstance(container, Mapping) else None
+        for port in ports if isinstance(ports, list) else []:
+            if isinstance(port, Mapping) and isinstance(port.get("name"), str):
+                number = port.get("containerPort")
+                if type(number) is int:
+                    named.setdefault(port["name"], number)
+    return named
 
 
 def service_from_raw(raw: Mapping[str, Any]) -> Service:

@@ -26,7 +26,8 @@ def _ready_condition(status: Mapping[str, Any] | None) -> Mapping[str, Any]:
 def build_status(
     outcome: PolicyOutcome, previous: Mapping[str, Any] | None, now: datetime
 ) -> dict[str, Any]:
-    """The whole status to merge-patch; `gatewayIP: None` removes a stale gateway."""
+    """The whole status to merge-patch; `gatewayIP: None` (and `gatewayService: None`) removes
+    a stale gateway."""
     state = "True" if outcome.ready else "False"
     before = _ready_condition(previous)
     transition = before.get("lastTransitionTime") if before.get("status") == state else None
@@ -42,6 +43,7 @@ def build_status(
             }
         ],
         "gatewayIP": outcome.gateway_ip,
+        "gatewayService": outcome.gateway_service,
         "observedGeneration": outcome.generation,
         "lastReconciledTime": rfc3339(now),
     }

@@ -151,7 +151,7 @@ def edited(
                 Table.FILTER,
                 "router-policy-sync::web::tcp",
                 log="true",
-                **{"in-interface-list": "WAN"},
+                **{"out-interface-list": "WAN"},
             ),
             [],
         ),
