@@ -45,10 +45,16 @@ class Sent:
 Handler = Callable[[Sent], "Reply | BaseException"]
 
 
+class Runaway(BaseException):
+    """The client kept sending past any sane count (or past a script): a BaseException, so that
+    `KubeClient`'s catch-all for transport errors cannot turn it into a retry."""
+
+
 @dataclass
 class FakeApi:
     handler: Handler
     sent: list[Sent] = field(default_factory=list)
+    max_requests: int = 100  # a looping client fails its test instead of hanging it
 
     def param_serialize(
         self,
@@ -81,6 +87,8 @@ class FakeApi:
             None if body is None else json.loads(body),
         )
         self.sent.append(sent)
+        if len(self.sent) > self.max_requests:
+            raise Runaway(f"more than {self.max_requests} requests; the last was {sent}")
         reply = self.handler(sent)
         if isinstance(reply, BaseException):
             raise reply
@@ -92,7 +100,8 @@ def scripted(*replies: Reply | BaseException) -> Handler:
     queue = list(replies)
 
     def handle(sent: Sent) -> Reply | BaseException:
-        assert queue, f"unexpected request {sent}"
+        if not queue:
+            raise Runaway(f"unexpected request {sent}")
         return queue.pop(0)
 
     return handle
