@@ -19,7 +19,7 @@ _TESTED = re.compile(
 )
 
 
-def tested_blocks(text: str | None = None) -> dict[str, str]:
+def marked_blocks(text: str | None = None) -> dict[str, str]:
     """Each tested block's shell text by name, de-indented as a user would paste it."""
     blocks: dict[str, str] = {}
     for match in _TESTED.finditer(README.read_text() if text is None else text):

@@ -45,11 +45,11 @@ from k8s import (
     unique,
 )
 from kubernetes.client import ApiClient
-from readme import checkout, tested_blocks
-from tools import Tool, bash, env_with, helm_fixture, kubectl_fixture  # noqa: F401
+from readme import checkout, marked_blocks
 
 from sync_job.testing.emulator import RouterOSEmulator
 from tests.support.router import ADDRESS_LIST, FIXTURES, NAT, PASSWORD, seed_router
+from tools import Tool, bash, env_with, helm_fixture, kubectl_fixture  # noqa: F401
 
 NS = "router-policy-sync"
 CRONJOB = f"/apis/batch/v1/namespaces/{NS}/cronjobs/router-policy-sync"
@@ -63,14 +63,14 @@ CILIUM_CRD = FIXTURES / "cilium" / "crds" / "ciliumclusterwidenetworkpolicies.ya
 
 
 def test_every_tested_block_is_run_by_a_story() -> None:
-    assert set(tested_blocks()) == {*KUSTOMIZE_STORY, *HELM_STORY}
+    assert set(marked_blocks()) == {*KUSTOMIZE_STORY, *HELM_STORY}
 
 
 class Story:
     """Runs README blocks by name in a user's checkout, with a kubeconfig for one cluster."""
 
     def __init__(self, workdir: Path, tools: list[Tool], kubeconfig: Path) -> None:
-        self.blocks = tested_blocks()
+        self.blocks = marked_blocks()
         self.workdir = workdir
         self.env = env_with(tools) | {"KUBECONFIG": str(kubeconfig)}
 
@@ -139,7 +139,9 @@ def test_readme_kustomize_install_and_operate_blocks_run_verbatim(
         done = run_pod(api_client, control_plane, job, url, tmp_path / "pod")
     assert done.returncode == 0, done.stderr
     assert [
-        r["address"] for r in emulator.rows(ADDRESS_LIST) if r["list"] == "router-policy-sync::my-policy"
+        r["address"]
+        for r in emulator.rows(ADDRESS_LIST)
+        if r["list"] == "router-policy-sync::my-policy"
     ] == [SOURCE]
     assert any(r.get("to-addresses") == GATEWAY for r in emulator.rows(NAT))
 
