@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import MappingProxyType
 
 import pytest
 
@@ -28,17 +29,26 @@ DNS = PolicyTarget(
     "dns", ("203.0.113.7",), Gateway("infra", "dns", "10.0.0.6", (ServicePort("udp", 53),))
 )
 
-FOREIGN_FILTER = {".id": "*1", "chain": "forward", "action": "accept", "comment": "defconf"}
-MARKER_ROW = {
-    ".id": "*2",
-    "chain": "forward",
-    "action": "passthrough",
-    "comment": "router-policy-sync::marker",
-    "disabled": "true",
-}
-DROP = {".id": "*3", "chain": "forward", "action": "drop", "comment": "defconf: drop"}
-FOREIGN_NAT = {".id": "*4", "chain": "srcnat", "action": "masquerade"}
-FOREIGN_ENTRY = {".id": "*5", "list": "blocklist", "address": "192.0.2.66", "disabled": "false"}
+# Read-only: `converged` hands each test its own copies, so no test can change another's rows.
+FOREIGN_FILTER = MappingProxyType(
+    {".id": "*1", "chain": "forward", "action": "accept", "comment": "defconf"}
+)
+MARKER_ROW = MappingProxyType(
+    {
+        ".id": "*2",
+        "chain": "forward",
+        "action": "passthrough",
+        "comment": "router-policy-sync::marker",
+        "disabled": "true",
+    }
+)
+DROP = MappingProxyType(
+    {".id": "*3", "chain": "forward", "action": "drop", "comment": "defconf: drop"}
+)
+FOREIGN_NAT = MappingProxyType({".id": "*4", "chain": "srcnat", "action": "masquerade"})
+FOREIGN_ENTRY = MappingProxyType(
+    {".id": "*5", "list": "blocklist", "address": "192.0.2.66", "disabled": "false"}
+)
 MARKER = Marker("*2", "forward", "router-policy-sync::marker")
 FOREIGN_IDS = {"*1", "*2", "*3", "*4", "*5"}
 
@@ -50,9 +60,9 @@ def desired(*targets: PolicyTarget) -> list[RouterObject]:
 def converged(*targets: PolicyTarget) -> dict[Table, list[dict[str, str]]]:
     """Router tables exactly as a correct run leaves them (ids *A0 onwards)."""
     tables: dict[Table, list[dict[str, str]]] = {
-        Table.FILTER: [FOREIGN_FILTER],
-        Table.NAT: [FOREIGN_NAT],
-        Table.ADDRESS_LIST: [FOREIGN_ENTRY],
+        Table.FILTER: [dict(FOREIGN_FILTER)],
+        Table.NAT: [dict(FOREIGN_NAT)],
+        Table.ADDRESS_LIST: [dict(FOREIGN_ENTRY)],
     }
     objects = desired(*targets)
     rules = sorted(
@@ -61,7 +71,7 @@ def converged(*targets: PolicyTarget) -> dict[Table, list[dict[str, str]]]:
     for number, obj in enumerate(o for o in objects if o.table is not Table.FILTER):
         tables[obj.table].append({".id": f"*A{number}", **obj.fields})
     tables[Table.FILTER] += [{".id": f"*F{n}", **o.fields} for n, o in enumerate(rules)]
-    tables[Table.FILTER] += [MARKER_ROW, DROP]
+    tables[Table.FILTER] += [dict(MARKER_ROW), dict(DROP)]
     return tables
 
 
