@@ -60,14 +60,25 @@ def test_random_faults_never_harm_and_a_clean_run_converges(
 
 
 def test_random_faults_including_401_over_many_seeds(expected: dict[str, Any]) -> None:
+    codes, stopped = [], 0
     for seed in range(20):
         emulator, foreign = scenario_router()
         faults = Faults(emulator).fail_fraction(0.10, 1000 + seed, (*RANDOM_FAULTS, 401))
         code = exit_code(emulator, AFTER)
-        assert code in (0, 1)
+        codes.append(code)
         assert_foreign_unchanged(emulator, foreign)
-        if code == 0:
-            assert state(emulator) == expected
+        unauthorised = [i for i in faults.injected if i.fault == "401"]
+        if unauthorised:
+            stopped += 1
+            # A 401 stops the whole run at once: exit 1, and it was the last request sent.
+            assert code == 1, seed
+            assert unauthorised[0].request == sum(emulator.requests.values()), seed
+        else:
+            # Without one, the run exits 0 exactly when it converged in spite of the faults.
+            converged = state(emulator) == expected and duplicates(emulator) == 0
+            assert code == (0 if converged else 1), seed
         faults.clear()
         assert exit_code(emulator, AFTER) == 0
         assert_converged(emulator, foreign, AFTER, expected)
+    print("exit codes by seed:", codes, "stopped by a 401:", stopped)
+    assert 0 < stopped < 20 and 0 in codes  # both branches above were taken
