@@ -26,3 +26,21 @@ def test_every_sync_flag_and_env_twin_is_documented() -> None:
     for param in command.params:
         assert param.opts[0] in readme, param.opts[0]
         assert param.envvar and f"`{param.envvar}`" in readme, param.envvar
+
+
+def test_readme_names_the_tool_versions_the_test_setup_builds() -> None:
+    script = (REPO / "tests" / "controlplane" / "build-tools.sh").read_text()
+    development = (REPO / "README.md").read_text().split("## Development", 1)[1]
+    for tool, variable in (("kubectl", "KUBECTL_VERSION"), ("helm", "HELM_VERSION")):
+        pinned = re.search(rf"^{variable}=\$\{{{variable}:-(v[\d.]+)\}}$", script, re.M)
+        assert pinned, variable
+        assert f"`{tool}` {pinned.group(1)}" in development, (tool, pinned.group(1))
+
+
+def test_install_paths_in_the_readme_exist() -> None:
+    install = (REPO / "README.md").read_text().split("## Installing it in a cluster", 1)[1]
+    install = install.split("\n## ", 1)[0]
+    paths = set(re.findall(r"\b((?:manifests|charts)/[\w./-]*\w)", install))
+    assert {"manifests/base", "manifests/overlays/example", "charts/router-policy-sync"} <= paths
+    missing = {p for p in paths if "<" not in p and not (REPO / p).exists()}
+    assert not missing, missing

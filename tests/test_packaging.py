@@ -56,3 +56,15 @@ def test_dockerfile_runs_as_non_root_with_the_expected_entrypoint() -> None:
     assert re.search(r"^USER 65532:65532$", final, re.M)
     assert 'ENTRYPOINT ["router-policy-sync"]' in final and 'CMD ["sync"]' in final
     assert final.startswith("python:3.11-slim")
+
+
+def test_dockerfile_and_readme_build_for_amd64_and_arm64() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    platforms = "--platform linux/amd64,linux/arm64"
+    assert f"docker buildx build {platforms}" in text
+    assert f"docker buildx build {platforms}" in (REPO / "README.md").read_text()
+    # Every stage on the target platform: a stage pinned to one platform (or to the build
+    # machine's) would put that platform's wheels into the other platform's image.
+    froms = re.findall(r"^FROM (.+)$", text, re.M)
+    assert froms == ["python:3.11-slim AS build", "python:3.11-slim"]
+    assert "--platform" not in " ".join(froms)

@@ -36,6 +36,16 @@ fi
 
 command -v go >/dev/null || { log "go is not installed; it is needed to build $tool"; exit 1; }
 
+# Two test sessions starting at once: the second waits for the first's build, then uses it.
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/$tool-$version.lock"
+flock 9
+if [[ -x "$OUT/$tool" ]]; then
+  log "built meanwhile: $OUT/$tool"
+  echo "$OUT/$tool"
+  exit 0
+fi
+
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
