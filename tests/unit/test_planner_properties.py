@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sync_job.model import Action, Gateway, PolicyTarget, ServicePort
@@ -207,6 +207,52 @@ def worlds(draw: st.DrawFn) -> World:
     return World(wanted, chain, frozen, tables, dynamic)
 
 
+# Fixed examples, always run first whatever hypothesis draws: the router with nothing but the
+# marker, and a router holding every hard case at once (a frozen policy's rows, a duplicate, a
+# rule below the marker, an orphan, a drifted NAT rule, a dynamic rule, foreign rows that look
+# like ours).
+MARKER_ROW: Row = {"chain": "forward", "action": "passthrough", "disabled": "true",
+                   "comment": OWN.marker_comment}  # fmt: skip
+WEB = PolicyTarget(
+    "web",
+    ("198.51.100.1", "198.51.100.2"),
+    Gateway("default", "web", "10.0.0.5", (ServicePort("tcp", 80), ServicePort("udp", 53))),
+)
+EMPTY_WORLD = World([], "forward", frozenset(), {Table.FILTER: [MARKER_ROW], Table.NAT: [],
+                    Table.ADDRESS_LIST: []}, {t: [] for t in Table})  # fmt: skip
+HARD_WORLD = World(
+    [WEB],
+    "forward",
+    frozenset({"db-1"}),
+    {
+        Table.FILTER: [
+            FOREIGN[Table.FILTER][2],
+            {"chain": "forward", "action": "accept", "comment": "router-policy-sync::db-1::tcp",
+             "protocol": "tcp", "dst-port": "5432"},
+            {"chain": "forward", "action": "accept", "comment": "router-policy-sync::gone::tcp"},
+            MARKER_ROW,
+            {"chain": "forward", "action": "accept", "protocol": "tcp", "dst-port": "80",
+             "src-address-list": "router-policy-sync::web",
+             "comment": "router-policy-sync::web::tcp"},
+            FOREIGN[Table.FILTER][1],
+        ],
+        Table.NAT: [
+            FOREIGN[Table.NAT][1],
+            {"chain": "dstnat", "action": "dst-nat", "protocol": "tcp", "dst-port": "80",
+             "src-address-list": "router-policy-sync::web", "to-addresses": "10.0.0.99",
+             "to-ports": "80", "comment": "router-policy-sync::web::tcp::80"},
+        ],
+        Table.ADDRESS_LIST: [
+            {"list": "router-policy-sync::web", "address": "198.51.100.1"},
+            {"list": "router-policy-sync::web", "address": "198.51.100.1/32", "disabled": "true"},
+            {"list": "router-policy-sync::db-1", "address": "198.51.100.7"},
+            FOREIGN[Table.ADDRESS_LIST][2],
+        ],
+    },
+    {Table.FILTER: list(DYNAMIC[Table.FILTER]), Table.NAT: [], Table.ADDRESS_LIST: []},
+)  # fmt: skip
+
+
 def load(world: World) -> RouterOSEmulator:
     emulator = RouterOSEmulator("admin", PASSWORD)
     for table in Table:
@@ -244,6 +290,8 @@ def foreign_view(emulator: RouterOSEmulator, frozen: frozenset[str]) -> dict[Tab
 
 @SETTINGS
 @given(worlds())
+@example(EMPTY_WORLD)
+@example(HARD_WORLD)
 def test_no_foreign_or_frozen_object_is_ever_in_a_plan(world: World) -> None:
     emulator = load(world)
     router, http = writer(emulator)
@@ -268,6 +316,8 @@ def test_no_foreign_or_frozen_object_is_ever_in_a_plan(world: World) -> None:
 
 @SETTINGS
 @given(worlds())
+@example(EMPTY_WORLD)
+@example(HARD_WORLD)
 def test_applying_a_plan_then_planning_again_gives_an_empty_plan(world: World) -> None:
     emulator = load(world)
     untouchable = foreign_view(emulator, world.frozen)
