@@ -1,0 +1,179 @@
+"""Ownership: the names the tool writes and how it tells its own router objects from foreign ones.
+
+The names are the compatibility contract with the earlier Go controller (README, "What it writes
+on the router"), so they are pinned here byte for byte.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sync_job.router.ownership import (
+    DEFAULT_PREFIX,
+    InvalidPrefix,
+    Ownership,
+    normalise_address,
+)
+from sync_job.router.tables import Table
+
+OWN = Ownership()
+
+
+def test_default_prefix_is_the_go_controllers() -> None:
+    assert DEFAULT_PREFIX == "router-policy-sync"
+    assert Ownership().prefix == "router-policy-sync"
+
+
+def test_names_are_the_contract_byte_for_byte() -> None:
+    assert OWN.marker_comment == "router-policy-sync::marker"
+    assert OWN.address_list("web") == "router-policy-sync::web"
+    assert OWN.filter_comment("web", "tcp") == "router-policy-sync::web::tcp"
+    assert OWN.nat_comment("web", "udp", 53) == "router-policy-sync::web::udp::53"
+    assert OWN.head == "router-policy-sync::"
+
+
+def test_a_custom_prefix_is_used_in_every_name() -> None:
+    own = Ownership("cluster-b")
+    assert own.marker_comment == "cluster-b::marker"
+    assert own.address_list("web") == "cluster-b::web"
+    assert own.filter_comment("web", "tcp") == "cluster-b::web::tcp"
+    assert own.nat_comment("web", "tcp", 443) == "cluster-b::web::tcp::443"
+    assert own.head == "cluster-b::"
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["a", "0", "A.b_c-d", "x" * 63, "router-policy-sync", "9lives"],
+)
+def test_prefixes_kubernetes_and_routeros_can_both_carry_are_accepted(prefix: str) -> None:
+    assert Ownership(prefix).prefix == prefix
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "",  # would own every comment that starts with "::"
+        "x" * 64,  # longer than 63
+        "a:b",  # the separator's character
+        "a::",
+        "-lead",  # must start with a letter or digit
+        ".lead",
+        "_lead",
+        "with space",
+        "tab\tin",
+        "ünï",
+    ],
+)
+def test_prefixes_that_could_claim_other_names_are_refused(prefix: str) -> None:
+    with pytest.raises(InvalidPrefix) as raised:
+        Ownership(prefix)
+    message = str(raised.value)
+    assert repr(prefix) in message
+    assert "1-63 letters, digits, '.', '_' or '-'" in message
+    assert "(no ':'), starting with a letter or digit" in message
+
+
+def test_invalid_prefix_is_a_value_error() -> None:
+    # cli.py turns ValueErrors of settings into a usage error (exit 64)
+    assert issubclass(InvalidPrefix, ValueError)
+
+
+def test_marker_is_only_the_filter_rule_with_exactly_the_marker_comment() -> None:
+    marker = {"comment": "router-policy-sync::marker"}
+    assert OWN.is_marker(Table.FILTER, marker)
+    assert not OWN.is_marker(Table.NAT, marker)
+    assert not OWN.is_marker(Table.ADDRESS_LIST, marker)
+    assert not OWN.is_marker(Table.FILTER, {"comment": "router-policy-sync::marker "})
+    assert not OWN.is_marker(Table.FILTER, {"comment": "other::marker"})
+    assert not OWN.is_marker(Table.FILTER, {})
+    assert not Ownership("other").is_marker(Table.FILTER, marker)
+
+
+def test_name_field_is_list_for_entries_and_comment_for_rules() -> None:
+    assert Ownership.name_field(Table.ADDRESS_LIST) == "list"
+    assert Ownership.name_field(Table.FILTER) == "comment"
+    assert Ownership.name_field(Table.NAT) == "comment"
+
+
+@pytest.mark.parametrize(
+    ("table", "fields", "policy"),
+    [
+        (Table.FILTER, {"comment": "router-policy-sync::web::tcp"}, "web"),
+        (Table.NAT, {"comment": "router-policy-sync::web::tcp::80"}, "web"),
+        (Table.NAT, {"comment": "router-policy-sync::a.b::udp::53"}, "a.b"),
+        (Table.ADDRESS_LIST, {"list": "router-policy-sync::web", "address": "1.2.3.4"}, "web"),
+        # an owned name without a policy part belongs to the policy ""
+        (Table.FILTER, {"comment": "router-policy-sync::"}, ""),
+        (Table.ADDRESS_LIST, {"list": "router-policy-sync::"}, ""),
+        # a marker-like comment in NAT is an owned rule of the policy "marker"
+        (Table.NAT, {"comment": "router-policy-sync::marker"}, "marker"),
+        # disabled rows are still owned; only dynamic ones are not
+        (Table.FILTER, {"comment": "router-policy-sync::web::tcp", "disabled": "true"}, "web"),
+        (Table.ADDRESS_LIST, {"list": "router-policy-sync::web", "dynamic": "false"}, "web"),
+    ],
+)
+def test_owner_policy_of_owned_objects(table: Table, fields: dict[str, str], policy: str) -> None:
+    assert OWN.owner_policy(table, fields) == policy
+
+
+@pytest.mark.parametrize(
+    ("table", "fields"),
+    [
+        (Table.FILTER, {"comment": "router-policy-sync::marker"}),  # the user's marker
+        (Table.FILTER, {"comment": "defconf: accept established"}),
+        (Table.FILTER, {}),
+        (Table.FILTER, {"comment": "router-policy-sync"}),  # no separator
+        (Table.FILTER, {"comment": "router-policy-sync:web"}),
+        (Table.FILTER, {"comment": " router-policy-sync::web::tcp"}),
+        (Table.FILTER, {"comment": "x-router-policy-sync::web::tcp"}),
+        (Table.NAT, {"comment": "cluster-b::web::tcp::80"}),
+        # entries are owned by their list, never by their comment
+        (Table.ADDRESS_LIST, {"list": "blocklist", "comment": "router-policy-sync::web"}),
+        (Table.ADDRESS_LIST, {"address": "1.2.3.4"}),
+        # a rule is owned by its comment, never by a list it points at
+        (Table.FILTER, {"list": "router-policy-sync::web", "comment": "mine"}),
+        # RouterOS's own dynamic rows are never owned, whatever their name says
+        (Table.ADDRESS_LIST, {"list": "router-policy-sync::web", "dynamic": "true"}),
+        (Table.FILTER, {"comment": "router-policy-sync::web::tcp", "dynamic": "true"}),
+    ],
+)
+def test_foreign_objects_have_no_owner(table: Table, fields: dict[str, str]) -> None:
+    assert OWN.owner_policy(table, fields) is None
+
+
+def test_another_prefix_owns_only_its_own_objects() -> None:
+    other = Ownership("cluster-b")
+    assert other.owner_policy(Table.NAT, {"comment": "cluster-b::web::tcp::80"}) == "web"
+    assert other.owner_policy(Table.NAT, {"comment": "router-policy-sync::web::tcp::80"}) is None
+    assert other.owner_policy(Table.FILTER, {"comment": "cluster-b::marker"}) is None
+
+
+def test_identity_of_an_entry_is_its_list_and_address_without_slash_32() -> None:
+    entry = {"list": "router-policy-sync::web", "address": "192.0.2.1/32", "comment": "c"}
+    assert OWN.identity(Table.ADDRESS_LIST, entry) == "router-policy-sync::web 192.0.2.1"
+    assert OWN.identity(Table.ADDRESS_LIST, {**entry, "address": "192.0.2.1"}) == (
+        "router-policy-sync::web 192.0.2.1"
+    )
+    assert OWN.identity(Table.ADDRESS_LIST, {"address": "192.0.2.1"}) == " 192.0.2.1"
+    assert OWN.identity(Table.ADDRESS_LIST, {"list": "l"}) == "l "
+
+
+def test_identity_of_a_rule_is_its_comment() -> None:
+    rule = {"comment": "router-policy-sync::web::tcp", "list": "x", "address": "1.2.3.4"}
+    assert OWN.identity(Table.FILTER, rule) == "router-policy-sync::web::tcp"
+    assert OWN.identity(Table.NAT, rule) == "router-policy-sync::web::tcp"
+    assert OWN.identity(Table.NAT, {}) == ""
+
+
+@pytest.mark.parametrize(
+    ("address", "normal"),
+    [
+        ("192.0.2.1/32", "192.0.2.1"),
+        ("192.0.2.1", "192.0.2.1"),
+        ("192.0.2.0/24", "192.0.2.0/24"),  # only a single host loses its suffix
+        ("192.0.2.1/32/32", "192.0.2.1/32"),
+        ("", ""),
+    ],
+)
+def test_normalise_address_drops_only_a_final_slash_32(address: str, normal: str) -> None:
+    assert normalise_address(address) == normal
