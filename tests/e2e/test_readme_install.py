@@ -72,7 +72,9 @@ class Story:
     def __init__(self, workdir: Path, tools: list[Tool], kubeconfig: Path) -> None:
         self.blocks = marked_blocks()
         self.workdir = workdir
-        self.env = env_with(tools) | {"KUBECONFIG": str(kubeconfig)}
+        self.home = workdir.parent / "home"
+        self.home.mkdir()
+        self.env = env_with(tools) | {"KUBECONFIG": str(kubeconfig), "HOME": str(self.home)}
 
     def run(self, name: str) -> str:
         done = bash(self.blocks[name], self.env, self.workdir)
@@ -80,9 +82,9 @@ class Story:
         return done.stdout
 
     def write_secret_files(self, ca_file: Path) -> None:
-        """The two files the README tells the user to create (a fake password)."""
-        (self.workdir / "router-password").write_text(PASSWORD + "\n")
-        (self.workdir / "router-ca.crt").write_bytes(ca_file.read_bytes())
+        """The two files the README tells the user to create, in their home (a fake password)."""
+        (self.home / "router-password").write_text(PASSWORD + "\n")
+        (self.home / "router-ca.crt").write_bytes(ca_file.read_bytes())
 
 
 @pytest.fixture
