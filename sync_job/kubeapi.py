@@ -39,8 +39,9 @@ def events_path(namespace: str) -> str:
     return f"/api/v1/namespaces/{namespace}/events"
 
 
-# Finished pods can never be selected; leaving them out server-side shrinks the largest list.
-LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+# Only running pods can select a gateway (a Pending pod may never start); leaving the others out
+# server-side also shrinks the largest list.
+LIVE_PODS = "status.phase=Running"
 JSON = "application/json"
 # Every API server since 1.15 serves lists of any kind as metadata only on request.
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"

@@ -78,6 +78,10 @@ class PolicyOutcome:
             message += f" (besides: {self.reason.value}: {self.message})"
         return replace(self, reason=Reason.SYNC_FAILED, message=message)
 
+    def noted(self, note: str | None) -> PolicyOutcome:
+        """The same outcome with one more thing its message must say."""
+        return self if not note else replace(self, message=f"{self.message}; {note}")
+
     def write_failed(self, failure: str | None) -> PolicyOutcome:
         """SyncFailed when one of its router writes failed; an earlier failure is kept as is."""
         if failure is None or not self.ready:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sync_job.model import PolicyOutcome, PolicyTarget
 from sync_job.report import RunReport
 from sync_job.router.apply import apply
 from sync_job.router.client import RouterReader, RouterWriter
 from sync_job.router.ownership import Ownership
 from sync_job.router.plan import Plan
-from sync_job.router.planner import MarkerError, plan_router
+from sync_job.router.planner import MarkerError, Tables, plan_router
 from sync_job.source.cilium import DEFAULT_RESERVED
-from sync_job.source.evaluate import evaluate
+from sync_job.source.evaluate import evaluate, released_addresses
 from sync_job.source.snapshot import ClusterSnapshot
 from sync_job.status import reconcile
 from sync_job.status.writes import RouterPolicyWriter
@@ -62,19 +63,9 @@ def run_once(
     )
     existing = snapshot.router_policies
     report = RunReport(outcomes, Plan(), reconcile.kube_changes(snapshot.policies, existing))
-    try:
-        frozen = {outcome.name for outcome in outcomes if not outcome.ready}
-        report.plan = plan_router(
-            targets,
-            tables,
-            settings.ownership,
-            frozen,
-            wan_interface_list=settings.wan_interface_list,
-        )
-    except MarkerError as error:
-        report.marker_error = str(error)
-        log.error("router: %s", error)
-        report.outcomes = [outcome.blocked(str(error)) for outcome in outcomes]
+    report.plan, report.outcomes, report.marker_error = _plan(
+        snapshot, tables, outcomes, targets, settings
+    )
     if not check and report.plan:
         if not isinstance(router, RouterWriter):
             raise TypeError("applying a plan needs a RouterWriter")
@@ -102,3 +93,41 @@ def run_once(
             refresh=settings.status_refresh,
         )
     return report
+
+
+def _plan(
+    snapshot: ClusterSnapshot,
+    tables: Tables,
+    outcomes: list[PolicyOutcome],
+    targets: list[PolicyTarget],
+    settings: SyncSettings,
+) -> tuple[Plan, list[PolicyOutcome], str | None]:
+    """The router plan, the outcomes it changes, and why nothing may be written (no marker)."""
+    released = released_addresses(snapshot, outcomes)
+    frozen = {outcome.name for outcome in outcomes if not outcome.ready}
+    try:
+        plan = plan_router(
+            targets,
+            tables,
+            settings.ownership,
+            frozen,
+            wan_interface_list=settings.wan_interface_list,
+            released=released,
+        )
+    except MarkerError as error:
+        log.error("router: %s", error)
+        return Plan(), [outcome.blocked(str(error)) for outcome in outcomes], str(error)
+    return plan, _note_released(outcomes, plan, released), None
+
+
+def _note_released(
+    outcomes: list[PolicyOutcome], plan: Plan, released: Mapping[str, Mapping[str, str]]
+) -> list[PolicyOutcome]:
+    """A failed policy whose NAT rules to a recycled address are removed says so."""
+    why = {
+        c.policy: c.reason for c in plan.changes if c.reason in released.get(c.policy, {}).values()
+    }
+    return [
+        o.noted(f"its NAT rules are removed: {why[o.name]}" if o.name in why else None)
+        for o in outcomes
+    ]

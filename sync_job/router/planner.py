@@ -127,6 +127,7 @@ class _TablePlanner:
         rows: Sequence[Row],
         ownership: Ownership,
         frozen: Set[str],
+        released: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.table = table
         self.ownership = ownership
@@ -139,19 +140,27 @@ class _TablePlanner:
         # RouterOS's own dynamic entries (timeouts) in an owned list already hold their address:
         # adding it again would be refused as a duplicate, run after run.
         self.dynamic: set[str] = set()
+        released_rows: list[tuple[str, Row, str]] = []
         for row in rows:
             if not row.get(name_field, "").startswith(head):
                 continue
             policy = ownership.owner_policy(table, row)
             if policy is None and table is Table.ADDRESS_LIST and row.get("dynamic") == "true":
                 self.dynamic.add(ownership.identity(table, row))
-            if policy is None or policy in frozen:
+            if policy is not None and policy in frozen:
+                reason = (released or {}).get(policy, {}).get(row.get("to-addresses", ""))
+                if reason is not None and table is Table.NAT:
+                    released_rows.append((ownership.identity(table, row), row, reason))
+                continue
+            if policy is None:
                 continue
             key = ownership.identity(table, row)
             self.owned[key].append(row)
             self.policy_of[key] = policy
         self.keepers: dict[str, Row] = {}
-        self.deletes: list[Change] = []
+        self.deletes: list[Change] = [
+            self._delete(key, row, reason) for key, row, reason in released_rows
+        ]
         self.updates: list[Change] = []
         self._match()
 
@@ -269,11 +278,14 @@ def plan_changes(
     ownership: Ownership,
     marker: Marker,
     frozen: Set[str] = frozenset(),
+    released: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Plan:
     """Everything that must change for the router to hold exactly `desired` of what it owns.
 
     `frozen` names policies whose owned objects must stay exactly as they are (their sync
-    failed in this run). Execution order: address-list entries of wanted lists first, then rule
+    failed in this run); `released` (policy -> {address: why}) is the one exception: a frozen
+    policy's NAT rules to such an address are deleted, as it now belongs to another Service.
+    Execution order: address-list entries of wanted lists first, then rule
     deletes, rule updates, filter creates and moves, NAT creates, and last the entries of lists
     no policy wants, so a rule never points at a list that is being emptied under it.
     """
@@ -281,7 +293,9 @@ def plan_changes(
     for obj in desired:
         by_table[obj.table].append(obj)
     planners = {
-        table: _TablePlanner(table, by_table[table], tables.get(table, ()), ownership, frozen)
+        table: _TablePlanner(
+            table, by_table[table], tables.get(table, ()), ownership, frozen, released
+        )
         for table in Table
     }
     entries, nat, rules = planners[Table.ADDRESS_LIST], planners[Table.NAT], planners[Table.FILTER]
@@ -316,6 +330,7 @@ def plan_router(
     frozen: Set[str] = frozenset(),
     *,
     wan_interface_list: str | None = None,
+    released: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Plan:
     """The plan for a pass: the marker found, the targets' rows built, the changes planned.
 
@@ -324,4 +339,4 @@ def plan_router(
     """
     marker = find_marker(tables.get(Table.FILTER, []), ownership)
     wanted = desired_objects(targets, ownership, marker.chain, wan_interface_list)
-    return plan_changes(wanted, tables, ownership, marker, frozen)
+    return plan_changes(wanted, tables, ownership, marker, frozen, released)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sync_job.kubeapi import (
@@ -30,19 +31,32 @@ from sync_job.kubeapi import (
     KubeClient,
 )
 from sync_job.source.selectors import SERVICE_ACCOUNT_KEY
-from sync_job.source.snapshot import ClusterSnapshot, is_annotated, pod_from_raw, service_from_raw
+from sync_job.source.snapshot import (
+    ClusterSnapshot,
+    Pod,
+    is_annotated,
+    pod_from_raw,
+    service_from_raw,
+)
 
 
 def _mentions_service_account(policies: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether any policy could select on the service-account label, which needs pod specs.
+    """Whether any policy could select on the service-account label, or limit its ports
+    (`toPorts`, which may name a container port), so pod specs are needed.
 
-    Selectors live in `spec` and `specs`, and a selector key equal to the label (with or without
-    a source prefix) contains it as text: rules that do not contain it anywhere cannot select on it.
+    Selectors and rules live in `spec` and `specs`, and a selector key equal to the label (with
+    or without a source prefix) contains it as text: rules that do not contain it anywhere
+    cannot select on it.
     """
     return any(
-        SERVICE_ACCOUNT_KEY in json.dumps([policy.get("spec"), policy.get("specs")])
-        for policy in policies
+        SERVICE_ACCOUNT_KEY in text or '"toPorts"' in text
+        for text in (json.dumps([policy.get("spec"), policy.get("specs")]) for policy in policies)
     )
+
+
+def _running_pod(raw: Any) -> Pod:
+    """The field selector asked for running pods only; a metadata-only item has no status."""
+    return replace(pod_from_raw(raw), phase="Running")
 
 
 def _annotated(policy: Any) -> Any:
@@ -64,7 +78,7 @@ def read_snapshot(kube: KubeClient) -> ClusterSnapshot:
     router_policies = dict(kube.collect(ROUTER_POLICIES, "RouterPolicies", _named))
     pod_query = {"fieldSelector": LIVE_PODS}
     need_specs = _mentions_service_account(policies)
-    pods = kube.collect(PODS, "pods", pod_from_raw, pod_query, metadata_only=not need_specs)
+    pods = kube.collect(PODS, "pods", _running_pod, pod_query, metadata_only=not need_specs)
     services = kube.collect(SERVICES, "services", service_from_raw)
     namespace_labels = dict(
         kube.collect(NAMESPACES, "namespaces", _namespace_labels, metadata_only=True)

@@ -17,7 +17,6 @@ from sync_job.source.cilium import KIND, PolicySpec
 from sync_job.source.selectors import EndpointSelector, endpoint_labels, field_error, matches
 from sync_job.source.snapshot import GATEWAY_ANNOTATION, Pod, Service
 
-INACTIVE_PHASES = frozenset({"Succeeded", "Failed"})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 LISTED_NAMES = 3
@@ -32,7 +31,9 @@ class PodIndex:
         namespace_labels: Mapping[str, Mapping[str, str]],
         cluster_name: str = "default",
     ) -> None:
-        live = [pod for pod in pods if pod.phase not in INACTIVE_PHASES]
+        # A Pending pod may never start, and anyone who may create pods can create one: only
+        # running pods take part.
+        live = [pod for pod in pods if pod.phase == "Running"]
         self._pods = sorted(live, key=lambda pod: (pod.namespace, pod.name))
         self._labels = [endpoint_labels(p, namespace_labels, cluster_name) for p in self._pods]
         self._by_name = {(p.namespace, p.name): i for i, p in enumerate(self._pods)}

@@ -191,3 +191,32 @@ def _without_overlaps(
 
 def _claims(target: PolicyTarget) -> list[tuple[str, str, int]]:
     return [(s, p.protocol, p.port) for s in target.sources for p in target.gateway.ports]
+
+
+def released_addresses(
+    snapshot: ClusterSnapshot, outcomes: Sequence[PolicyOutcome]
+) -> dict[str, dict[str, str]]:
+    """For each failed policy, the LoadBalancer addresses that now belong to a Service other
+    than the gateway its RouterPolicy status records: its NAT rules to them must go, or traffic
+    of its sources would reach another tenant's Service. Without a recorded gateway, nothing."""
+    recorded = {
+        name: str(((rp.get("status") or {}).get("gatewayService")) or "")
+        for name, rp in (snapshot.router_policies or {}).items()
+    }
+    owners = {
+        ip: f"{service.namespace}/{service.name}"
+        for service in snapshot.services
+        if service.type == "LoadBalancer"
+        for ip in service.ingress_ips
+    }
+    released: dict[str, dict[str, str]] = {}
+    for outcome in outcomes:
+        gateway = recorded.get(outcome.name)
+        if outcome.ready or not gateway:
+            continue
+        released[outcome.name] = {
+            ip: f"{ip} now belongs to Service {owner}, not to its gateway {gateway}"
+            for ip, owner in owners.items()
+            if owner != gateway
+        }
+    return released

@@ -43,7 +43,9 @@ def build_status(
             }
         ],
         "gatewayIP": outcome.gateway_ip,
-        "gatewayService": outcome.gateway_service,
+        # A failed policy keeps its router objects, so they still point at the last gateway.
+        "gatewayService": outcome.gateway_service
+        or (None if outcome.ready else (previous or {}).get("gatewayService")),
         "observedGeneration": outcome.generation,
         "lastReconciledTime": rfc3339(now),
     }

@@ -119,7 +119,7 @@ def test_pods_are_metadata_only_when_no_annotated_policy_mentions_the_service_ac
     api, _ = cluster([BY_APP, BY_SA_UNANNOTATED])
     snapshot = read_snapshot(KubeClient(api, sleep=no_sleep))
     assert pods_request(api).accept == METADATA_ONLY
-    assert snapshot.pods[0] == Pod("apps", "web-0", {"app": "web"}, "", "")
+    assert snapshot.pods[0] == Pod("apps", "web-0", {"app": "web"}, "", "Running")
 
 
 def test_pods_are_read_whole_when_an_annotated_policy_selects_on_the_service_account() -> None:
