@@ -79,6 +79,9 @@ class Cluster:
             "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
         }
         self.core.create_namespaced_pod(self.ns, client.V1Pod.model_validate(pod))
+        # No kubelet runs here: the status a kubelet would write makes the pod Running.
+        running = {"status": {"phase": "Running"}}
+        self.core.patch_namespaced_pod_status(app, self.ns, running, _content_type=MERGE)
         self.workloads.append(app)
         service = {
             "metadata": {"name": app},
