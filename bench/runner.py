@@ -104,6 +104,8 @@ class Workspace:
 
 @dataclass
 class Target:
+    """Where a pass runs: the cluster (API server or snapshot), router, job and workspace."""
+
     kube: Api | None
     kubeconfig: Path | None
     snapshot: Path | None
