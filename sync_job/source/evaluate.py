@@ -203,20 +203,20 @@ def released_addresses(
         name: str(((rp.get("status") or {}).get("gatewayService")) or "")
         for name, rp in (snapshot.router_policies or {}).items()
     }
-    owners = {
-        ip: f"{service.namespace}/{service.name}"
-        for service in snapshot.services
-        if service.type == "LoadBalancer"
-        for ip in service.ingress_ips
-    }
+    holders: dict[str, set[str]] = {}
+    for service in snapshot.services:
+        if service.type == "LoadBalancer":
+            for ip in service.ingress_ips:
+                holders.setdefault(ip, set()).add(f"{service.namespace}/{service.name}")
     released: dict[str, dict[str, str]] = {}
     for outcome in outcomes:
         gateway = recorded.get(outcome.name)
         if outcome.ready or not gateway:
             continue
+        # An address the recorded gateway still holds (shared with another Service) stays.
         released[outcome.name] = {
-            ip: f"{ip} now belongs to Service {owner}, not to its gateway {gateway}"
-            for ip, owner in owners.items()
-            if owner != gateway
+            ip: f"{ip} now belongs to Service {min(owners)}, not to its gateway {gateway}"
+            for ip, owners in holders.items()
+            if gateway not in owners
         }
     return released

@@ -384,3 +384,19 @@ def test_nothing_is_released_while_the_address_is_still_the_recorded_gateways() 
     assert released_addresses(snapshot, synced) == {}
     unrecorded = ClusterSnapshot([ccnp()], [], [GATEWAY], router_policies={"web": {}})
     assert released_addresses(unrecorded, failed) == {}
+
+
+def test_an_address_the_recorded_gateway_still_shares_is_not_released() -> None:
+    """Another namespace's Service may share the address (LB IP sharing): the gateway still has
+    it, so nothing is recycled."""
+    shared = service_from_raw(
+        {
+            "metadata": {"name": "twin", "namespace": "other"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "x"}, "ports": [{"port": 1}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}},
+        }
+    )
+    router_policies = {"web": {"status": {"gatewayService": "apps/web"}}}
+    failed = [PolicyOutcome("web", Reason.DISCOVERY_FAILED, "pods gone")]
+    snapshot = ClusterSnapshot([ccnp()], [], [GATEWAY, shared], router_policies=router_policies)
+    assert released_addresses(snapshot, failed) == {"web": {}}
