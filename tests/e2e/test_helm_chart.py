@@ -16,7 +16,7 @@ import pytest
 import yaml
 from controlplane.plane import ControlPlane
 from kubernetes.client import ApiClient
-from tools import Tool, helm_fixture, kubectl_fixture  # noqa: F401
+from usertools import Tool, helm_fixture, kubectl_fixture  # noqa: F401
 
 from tests.support.router import REPO
 
@@ -229,6 +229,8 @@ def test_every_setting_of_the_command_has_a_value(helm: Tool, tmp_path: Path) ->
             "mikrotikUsername": "sync-user",
             "mikrotikCAKey": "ca.crt",
             "mikrotikInsecureSkipVerify": True,
+            "mikrotikAllowPlainHTTP": True,
+            "mikrotikCertSHA256": "AB:CD:EF",
             "mikrotikTimeout": 7,
             "commentPrefix": "lab-2",
             "reservedCIDRs": ["10.0.0.0/8", "192.168.0.0/16"],
@@ -259,6 +261,7 @@ def test_every_setting_of_the_command_has_a_value(helm: Tool, tmp_path: Path) ->
     assert env["RESERVED_CIDRS"] == "10.0.0.0/8 192.168.0.0/16"
     assert env["GATEWAY_CIDRS"] == "10.0.0.0/24"
     assert env["MIKROTIK_INSECURE_SKIP_VERIFY"] == "true" and env["LEASE"] == "false"
+    assert env["MIKROTIK_ALLOW_PLAIN_HTTP"] == "true" and env["MIKROTIK_CERT_SHA256"] == "AB:CD:EF"
     assert env["MIKROTIK_TIMEOUT"] == "7" and env["STATUS_REFRESH"] == "600"
     assert env["MIKROTIK_CA_FILE"] == "/etc/router-policy-sync/router/ca.crt"
     role = rendered[("Role", "router-policy-sync", "router-policy-sync-lease")]

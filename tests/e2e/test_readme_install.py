@@ -46,10 +46,10 @@ from k8s import (
 )
 from kubernetes.client import ApiClient
 from readme import checkout, marked_blocks
+from usertools import Tool, bash, env_with, helm_fixture, kubectl_fixture  # noqa: F401
 
 from sync_job.testing.emulator import RouterOSEmulator
 from tests.support.router import ADDRESS_LIST, FIXTURES, NAT, PASSWORD, seed_router
-from tools import Tool, bash, env_with, helm_fixture, kubectl_fixture  # noqa: F401
 
 NS = "router-policy-sync"
 CRONJOB = f"/apis/batch/v1/namespaces/{NS}/cronjobs/router-policy-sync"
