@@ -188,6 +188,23 @@ def sync(
             help="Do not verify the router's TLS certificate (logged).",
         ),
     ] = False,
+    mikrotik_allow_plain_http: Annotated[
+        bool,
+        typer.Option(
+            "--mikrotik-allow-plain-http",
+            envvar="MIKROTIK_ALLOW_PLAIN_HTTP",
+            help="Allow an http:// router URL (the password and firewall travel unencrypted).",
+        ),
+    ] = False,
+    mikrotik_cert_sha256: Annotated[
+        str | None,
+        typer.Option(
+            "--mikrotik-cert-sha256",
+            envvar="MIKROTIK_CERT_SHA256",
+            help="Pin the router's certificate by its SHA-256 fingerprint (AA:BB:... or hex); "
+            "then chain and hostname are not checked, the fingerprint is.",
+        ),
+    ] = None,
     mikrotik_timeout: Annotated[
         float,
         typer.Option(
@@ -324,6 +341,8 @@ def sync(
         router_password=password,
         router_ca_file=mikrotik_ca_file,
         router_insecure_skip_verify=mikrotik_insecure_skip_verify,
+        router_allow_plain_http=mikrotik_allow_plain_http,
+        router_cert_sha256=mikrotik_cert_sha256 or None,
         router_timeout=mikrotik_timeout,
         comment_prefix=comment_prefix,
         reserved_cidrs=tuple(reserved_cidr or ()),

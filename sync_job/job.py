@@ -21,7 +21,14 @@ from sync_job.errors import ConfigError, SyncError
 from sync_job.kubeapi import KubeClient, api_client
 from sync_job.lease import LeaseLock
 from sync_job.report import RunReport
-from sync_job.router.client import RouterReader, RouterSettings, RouterWriter, make_http_client
+from sync_job.router.client import (
+    RouterReader,
+    RouterSettings,
+    RouterWriter,
+    make_http_client,
+    parse_fingerprint,
+    safe_url,
+)
 from sync_job.router.ownership import InvalidPrefix, Ownership
 from sync_job.run import SyncSettings, run_once
 from sync_job.settings import JobSettings, LockSettings
@@ -103,12 +110,28 @@ def _router_settings(settings: JobSettings) -> RouterSettings:
         raise UsageError("--mikrotik-base-url (or MIKROTIK_BASE_URL) is required")
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"--mikrotik-base-url {url!r} must start with https:// or http://")
+    shown = safe_url(url)
+    if url.startswith("http://") and not settings.router_allow_plain_http:
+        raise UsageError(
+            f"--mikrotik-base-url {shown} is plain HTTP: the password and firewall would travel "
+            "unencrypted; use https:// (see --mikrotik-cert-sha256 for a self-signed router "
+            "certificate), or give --mikrotik-allow-plain-http (or MIKROTIK_ALLOW_PLAIN_HTTP=1)"
+        )
+    pin = None
+    if settings.router_cert_sha256:
+        try:
+            pin = parse_fingerprint(settings.router_cert_sha256)
+        except ValueError as error:
+            raise UsageError(f"--mikrotik-cert-sha256: {error}") from None
+        if url.startswith("http://"):
+            raise UsageError("--mikrotik-cert-sha256 needs an https:// --mikrotik-base-url")
     return RouterSettings(
         url,
         settings.router_username,
         settings.router_password,
         ca_file=str(settings.router_ca_file) if settings.router_ca_file else None,
         insecure_skip_verify=settings.router_insecure_skip_verify,
+        cert_sha256=pin,
         timeout=settings.router_timeout,
     )
 

@@ -31,6 +31,8 @@ class JobSettings:
     router_password: str = field(repr=False)
     router_ca_file: Path | None
     router_insecure_skip_verify: bool
+    router_allow_plain_http: bool = False
+    router_cert_sha256: str | None = None
     router_timeout: float
     comment_prefix: str
     reserved_cidrs: tuple[str, ...]

@@ -17,6 +17,7 @@ timeout is cut to the time left, so a run ends on its own well inside the CronJo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -67,6 +68,8 @@ class RouterSettings:
     _: KW_ONLY
     ca_file: str | None = None
     insecure_skip_verify: bool = False
+    # --mikrotik-cert-sha256: lowercase hex SHA-256 of the router's DER certificate.
+    cert_sha256: str | None = None
     timeout: float = 10.0
     read_attempts: int = 4
     deadline: float = 120.0
@@ -76,14 +79,65 @@ class RouterDeadline(RouterUnreachable):
     """The client's total deadline has passed: nothing more is sent to the router."""
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without any `user:password@` part, for messages."""
     scheme, sep, rest = url.partition("://")
     host, slash, path = rest.partition("/")
     return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
 
 
+class CertificatePinMismatch(ssl.SSLCertVerificationError):
+    """The router presented a certificate whose SHA-256 is not the pinned one."""
+
+
+def parse_fingerprint(value: str) -> str:
+    """`AA:BB:…` or plain hex (any case) as 64 lowercase hex digits; ValueError otherwise."""
+    digits = value.strip().replace(":", "").lower()
+    if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+        raise ValueError(f"{value!r} is not a SHA-256 fingerprint (64 hex digits, ':' allowed)")
+    return digits
+
+
+def fingerprint(data: bytes, *, digest: bool = True) -> str:
+    """The `AA:BB:…` form of a DER certificate's SHA-256 (or, with `digest=False`, of the
+    32-byte digest itself), as openssl prints it."""
+    digest_hex = (hashlib.sha256(data).hexdigest() if digest else data.hex()).upper()
+    return ":".join(digest_hex[i : i + 2] for i in range(0, len(digest_hex), 2))
+    return ":".join(digest_hex[i : i + 2] for i in range(0, len(digest_hex), 2))
+
+
+class _PinnedContext(ssl.SSLContext):
+    """Skips chain and hostname checks but refuses, right after the handshake and before any
+    byte of the request (so before the credentials) is sent, a certificate whose fingerprint is
+    not the pin. httpcore's sync backend upgrades each connection with `wrap_socket`."""
+
+    pin: str
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = super().wrap_socket(*args, **kwargs)
+        der = sock.getpeercert(binary_form=True) or b""
+        if hashlib.sha256(der).hexdigest() != self.pin:
+            sock.close()
+            raise CertificatePinMismatch(
+                f"the router's certificate has SHA-256 {fingerprint(der) if der else '(none)'}, "
+                f"not the pinned {fingerprint(bytes.fromhex(self.pin), digest=False)}; check "
+                "--mikrotik-cert-sha256 (or MIKROTIK_CERT_SHA256) against the router's "
+                "`/certificate print detail` fingerprint; nothing was sent"
+            )
+        return sock
+
+
+def _pinned(pin: str) -> ssl.SSLContext:
+    context = _PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.pin = pin
+    return context
+
+
 def _verify(settings: RouterSettings) -> ssl.SSLContext | bool:
+    if settings.cert_sha256:
+        return _pinned(settings.cert_sha256)
     if settings.insecure_skip_verify:
         log.warning("TLS verification of the router is OFF (--mikrotik-insecure-skip-verify)")
         return False
@@ -113,7 +167,7 @@ def make_http_client(
     if settings.base_url.startswith("http://"):
         log.warning(
             "router URL %s is plain HTTP: the password and firewall travel unencrypted",
-            _safe_url(settings.base_url),
+            safe_url(settings.base_url),
         )
     return httpx.Client(
         base_url=settings.base_url.rstrip("/"),
@@ -122,6 +176,9 @@ def make_http_client(
         timeout=settings.timeout,
         transport=transport,
         headers={"Accept": "application/json"},
+        # No HTTP(S)_PROXY, SSL_CERT_FILE or .netrc from the environment: the router is reached
+        # directly, trusting exactly what the flags say.
+        trust_env=False,
     )
 
 
@@ -274,6 +331,8 @@ def _tls_failure(error: httpx.ConnectError) -> str | None:
     while cause is not None and not isinstance(cause, ssl.SSLError):
         cause = cause.__cause__ or cause.__context__
     text = str(cause or error)
+    if isinstance(cause, CertificatePinMismatch):
+        return str(cause)
     if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return (
             f"the router's TLS certificate was not accepted ({text}); check --mikrotik-ca-file "

@@ -132,7 +132,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "MIKROTIK_PASSWORD": PASSWORD, **(env or {})},
+        env={
+            **os.environ,
+            "MIKROTIK_PASSWORD": PASSWORD,
+            "MIKROTIK_ALLOW_PLAIN_HTTP": "1",
+            **(env or {}),
+        },
     )
     assert PASSWORD not in completed.stdout + completed.stderr
     assert "Traceback" not in completed.stderr, completed.stderr
