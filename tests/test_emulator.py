@@ -28,7 +28,7 @@ PROTO, ACTION = (
     "input does not match any value of protocol",
     "input does not match any value of action",
 )
-CHANGE, MOVE = "failure: cannot change builtin", "cannot move builtin"
+CHANGE, MOVE = "failure: cannot change builtin", "failure: cannot move builtin"
 DUP = "failure: already have such entry"
 
 
@@ -154,7 +154,7 @@ def test_invalid_add_is_400_with_exact_detail(
         (N, {"log": False}, "log", "false"),
         (AL, {"disabled": "true"}, "disabled", "true"),
         (F, {"protocol": "!udp"}, "protocol", "!udp"),
-        (F, {"dst-port": "!22,80,8000-8100"}, "dst-port", "!22,80,8000-8100"),
+        (F, {"protocol": "tcp", "dst-port": "!22,80,8000-8100"}, "dst-port", "!22,80,8000-8100"),
         (F, {"src-address": "10.0.0.1/32"}, "src-address", "10.0.0.1"),
         (N, {"action": "dst-nat", "to-ports": "8080-8081"}, "to-ports", "8080-8081"),
         (AL, {"address": "10.1.1.5/24"}, "address", "10.1.1.0/24"),
@@ -417,7 +417,7 @@ def test_dynamic_rules_are_builtin() -> None:
     ("method", "path", "body", "status", "reply"),
     [
         ("GET", "ip/firewall/mangle", None, 400, bad("no such command or directory (mangle)")),
-        ("GET", "ipv6/firewall/filter", None, 400, bad("no such command or directory (ipv6)")),
+        ("GET", "ipv6/route", None, 400, bad("no such command or directory (route)")),
         ("POST", f"{F}/frobnicate", b"{}", 400, bad("no such command or directory (frobnicate)")),
         ("POST", f"{F}/export", b"", 501, {**bad("emulator does not implement export"), "error": 501, "message": "Not Implemented"}),  # noqa: E501
         ("GET", f"{F}/print", None, 400, bad("no such command")),

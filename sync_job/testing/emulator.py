@@ -1,9 +1,11 @@
 """An in-memory RouterOS v7 REST emulator: a documented test double, not a router.
 
-Serves `ip/firewall/filter`, `ip/firewall/nat` and `ip/firewall/address-list` as described in
-the project's RouterOS REST notes (`docs/routeros-rest.md`, section numbers
-below). `demo` runs it in-process via `transport()`; tests also run it over HTTP(S) via
-`serve()`, which binds IPv4 loopback only.
+Serves `ip/firewall/{filter,nat,address-list}` and `ipv6/firewall/{filter,nat,address-list}` as
+described in the project's RouterOS REST notes (`docs/routeros-rest.md`, section numbers in
+brackets) and, where the two disagree, as real routers answered in the lab cases
+(`docs/routeros-lab-cases.md`, "case N"; tests/test_conformance.py checks each one). `demo` runs
+it in-process via `transport()`; tests also run it over HTTP(S) via `serve()`, which binds IPv4
+loopback only.
 
 Documented behaviour followed: Basic auth on every request, else `401` without `detail` [2.2];
 PUT add 201 / GET print 200 / PATCH set 200 / DELETE 204 / POST `<menu>/<cmd>` [1.1, 1.3]; all
@@ -20,6 +22,16 @@ positions, comments accepted in `numbers`) [4.1]; address-list uniqueness on lis
 of enabled entries and `/32` stripping [5.3]; `src-address`/`dst-address` `x/32` read as `x`
 [5.4]; dynamic filter/nat rows are builtins [4.2].
 
+Lab cases followed: IPv6 list addresses stored lower case, compressed, a bare host with `/128`, a
+prefix as given (cases 1-3); an IPv6 literal (or anything but IPv4) in the IPv4 list is 400
+`failure: <x> is not a valid dns name` (case 5); `dynamic` is a writable address-list argument
+(case 12); a port matcher (`dst-port`, `src-port`, `port`) without a port protocol is 400
+`failure: ports can be specified if proto is tcp,udp,udp-lite,dccp,sctp`, on add and on a PATCH
+that would leave one (case 14); IPv6 NAT has `to-address`, not `to-addresses` (case 27), and
+the IPv6 action and argument sets of cases 28-29; IPv4 NAT has no `connection-state` or
+`tcp-flags` (case 22, INFER from INSPECT: followed); moving a builtin is 400
+`failure: cannot move builtin` (case 25).
+
 Choices where the reference says UNKNOWN or INFER:
 
 * PATCH answers 200; an unknown id in any URL is 404. Ids parse as hex (`*1a` = `*1A`).
@@ -30,24 +42,38 @@ Choices where the reference says UNKNOWN or INFER:
 * Ports (`dst-port`, `src-port`, `port`, `to-ports`): comma list of `N`/`N-M`, leading `!`
   except on `to-ports`; malformed or reversed: 400 `invalid value for argument <name>`;
   above 65535: 400 `value of <name> out of range (0..65535)`; `""` is stored (TF #995).
-* `protocol`: a 5.4 name or 0..255 (optional `!`), stored as written (numbers stay numbers).
+* `protocol`: a 5.4 name or 0..255 (optional `!`), stored as written: numbers stay numbers
+  (case 15 says `6` -> `tcp` is UNKNOWN). For case 14 the numbers of the five port protocols
+  (6, 17, 136, 33, 132) carry ports too; a negated protocol (`!tcp`) does not; `to-ports` needs
+  no protocol (the recorded text names only matchers).
   `action` defaults to `accept`. Other values (interfaces, lists, chains, states, timeouts)
   are stored verbatim. Allow-lists are per table (`reject-with`, `hw-offload` filter only;
   `to-addresses`, `to-ports` nat only). Read-only keys and `.id` on add are
   `unknown parameter`; `.id` in a PATCH body is ignored; `"!prop": ""` in PATCH unsets a
   non-required property (TF); `comment: ""` removes the comment.
-* `place-before` with an unknown id or a position past the end: 400 `no such item`; naming a
-  dynamic row: 400 `cannot move builtin`.
+* `place-before` with an unknown id or a position past the end, so also `0` on an empty table
+  (case 20, REST form UNKNOWN): 400 `no such item`; naming a dynamic row (case 21, UNKNOWN,
+  weak hint it succeeds): 400 `failure: cannot move builtin`.
 * `move`: `destination` resolves ids and positions only (a comment there = unknown = end). A
   dynamic row in `numbers` or as `destination` (so position 0 above the fasttrack dummy):
-  400 `cannot move builtin`. `move` on address-list: 400 `no such command or directory (move)`.
+  400 `failure: cannot move builtin` (case 25). `move` on an address list (case 26, UNKNOWN):
+  400 `no such command or directory (move)`.
 * PATCH/DELETE/`remove` of a dynamic filter/nat row: 400 `failure: cannot change builtin`.
   Dynamic address-list entries (with `timeout`) are ordinary and may be changed or removed.
   `remove` with an unknown item: 404, nothing removed.
 * Address-list `address`: IPv4 `a.b.c.d`, `a.b.c.d/n` (host bits cleared) or `a-b` (stored as
   a CIDR when it is exactly one); anything else, DNS names and IPv6 included, is 400
-  `failure: <x> is not a valid dns name` (DNS entries are not emulated). `timeout` never
-  counts down; `creation-time` is local time; `dynamic` is not writable.
+  `failure: <x> is not a valid dns name` (DNS entries are not emulated). IPv6 list: an IPv6
+  host or prefix, host bits kept (case 3, UNKNOWN: MCP keeps them); anything else, IPv4 ranges
+  included, is 400 with that same detail (case 4: detail UNKNOWN; FQDNs, accepted by a real
+  router, are not emulated). Duplicates in the IPv6 list follow the IPv4 rule on the stored form,
+  so `2001:db8::5` and `2001:DB8::5/128` clash (case 6, INFER). `timeout` never counts down
+  (case 11 is not emulated: no clock); `creation-time` is local time in the 7.23 format
+  (case 10). A `timeout` makes an entry dynamic whatever `dynamic` says.
+* IPv6 rule addresses (`src-address`, `dst-address`, NAT `to-address`): stored like an IPv6
+  list address, so a bare host gains `/128` (case 30 and case 27 say UNKNOWN; the argument
+  type is the list's "IPv6 prefix"); not an IPv6 host or prefix (optional `!`): 400
+  `invalid value for argument <name>`. IPv4 `to-addresses` is stored as written (UNKNOWN).
 * The fasttrack dummy has the keys of the fixture captured in 4.2 (no `invalid`).
 * Paths: outside `/rest` 404; unknown or unemulated menu or command word 400
   `no such command or directory (<word>)`; GET of a command path 400 `no such command`, of
@@ -111,8 +137,14 @@ import httpx
 FILTER = "ip/firewall/filter"
 NAT = "ip/firewall/nat"
 ADDRESS_LIST = "ip/firewall/address-list"
-TABLES = (FILTER, NAT, ADDRESS_LIST)
-RULE_TABLES = (FILTER, NAT)
+FILTER6 = "ipv6/firewall/filter"
+NAT6 = "ipv6/firewall/nat"
+ADDRESS_LIST6 = "ipv6/firewall/address-list"
+IPV4_TABLES = (FILTER, NAT, ADDRESS_LIST)
+IPV6_TABLES = (FILTER6, NAT6, ADDRESS_LIST6)
+TABLES = IPV4_TABLES + IPV6_TABLES
+RULE_TABLES = (FILTER, NAT, FILTER6, NAT6)
+LIST_TABLES = (ADDRESS_LIST, ADDRESS_LIST6)
 
 Row = dict[str, str]
 EntryKey = tuple[str | None, str | None]  # an address-list entry's (list, address)
@@ -156,34 +188,46 @@ PROTOCOLS = _words(
     "rdp rspf rsvp sctp st tcp udp udp-lite vmtp vrrp xns-idp xtp",
 )
 _COMMON_ACTIONS = "accept add-dst-to-address-list add-src-to-address-list jump log passthrough"
+_NAT6_ACTIONS = "return dst-nat masquerade netmap redirect src-nat"  # lab case 28
 ACTIONS = {
     FILTER: _words(_COMMON_ACTIONS, "return drop fasttrack-connection reject tarpit"),
-    NAT: _words(
-        _COMMON_ACTIONS,
-        "return dst-nat endpoint-independent-nat masquerade netmap",
-        "redirect same socksify src-nat",
-    ),
+    NAT: _words(_COMMON_ACTIONS, _NAT6_ACTIONS, "endpoint-independent-nat same socksify"),
+    FILTER6: _words(_COMMON_ACTIONS, "return drop fasttrack-connection reject"),  # case 29
+    NAT6: _words(_COMMON_ACTIONS, _NAT6_ACTIONS),
 }
 _RULE_PROPS = _words(
     "chain action protocol dst-port src-port port src-address dst-address src-address-list",
     "dst-address-list in-interface in-interface-list out-interface out-interface-list",
-    "connection-state connection-nat-state connection-mark packet-mark src-address-type",
-    "dst-address-type icmp-options tcp-flags address-list address-list-timeout comment",
+    "connection-nat-state connection-mark packet-mark src-address-type",
+    "dst-address-type icmp-options address-list address-list-timeout comment",
     "disabled log log-prefix jump-target",
 )
+_STATE_PROPS = _words("connection-state tcp-flags")  # not on IPv4 NAT (lab case 22)
+_LIST_PROPS = _words("list address comment disabled dynamic timeout")
 _PROPS = {
-    FILTER: _RULE_PROPS | {"reject-with", "hw-offload"},
+    FILTER: _RULE_PROPS | _STATE_PROPS | {"reject-with", "hw-offload"},
     NAT: _RULE_PROPS | {"to-addresses", "to-ports"},
-    ADDRESS_LIST: _words("list address comment disabled timeout"),
+    FILTER6: _RULE_PROPS | _STATE_PROPS | {"reject-with", "headers", "hop-limit"},
+    NAT6: _RULE_PROPS | _STATE_PROPS | {"headers", "hop-limit", "to-address", "to-ports"},
+    ADDRESS_LIST: _LIST_PROPS,
+    ADDRESS_LIST6: _LIST_PROPS,
 }
-_REQUIRED = {FILTER: ("chain",), NAT: ("chain",), ADDRESS_LIST: ("list", "address")}
-_BOOL_PROPS = frozenset({"disabled", "log", "hw-offload"})
+_REQUIRED: dict[str, tuple[str, ...]] = dict.fromkeys(RULE_TABLES, ("chain",))
+_REQUIRED |= dict.fromkeys(LIST_TABLES, ("list", "address"))
+_BOOL_PROPS = frozenset({"disabled", "log", "hw-offload", "dynamic"})
 _BOOL_WORDS = {"yes": "true", "true": "true", "no": "false", "false": "false"}
 _PORT_PROPS = frozenset({"dst-port", "src-port", "port", "to-ports"})
-_HOST_PROPS = frozenset({"src-address", "dst-address"})
+_PORT_MATCHERS = ("dst-port", "src-port", "port")
+# Lab case 14 names these; their protocol numbers are accepted too (a choice, see the docstring).
+_PORT_PROTOCOLS = _words("tcp udp udp-lite dccp sctp 6 17 136 33 132")
+PORTS_NEED_PROTOCOL = "failure: ports can be specified if proto is tcp,udp,udp-lite,dccp,sctp"
+MOVE_BUILTIN = "failure: cannot move builtin"
+CHANGE_BUILTIN = "failure: cannot change builtin"
+_HOST_PROPS = frozenset({"src-address", "dst-address", "to-address"})
 _LIST_COMMANDS = _words("add comment disable edit enable export find get print remove reset set")
 _RULE_COMMANDS = _LIST_COMMANDS | _words("move reset-counters reset-counters-all unset")
-_COMMANDS = {FILTER: _RULE_COMMANDS, NAT: _RULE_COMMANDS, ADDRESS_LIST: _LIST_COMMANDS}
+_COMMANDS = dict.fromkeys(RULE_TABLES, _RULE_COMMANDS) | dict.fromkeys(LIST_TABLES, _LIST_COMMANDS)
+_MENU_PREFIXES = frozenset({"ip", "ip/firewall", "ipv6", "ipv6/firewall", *TABLES})
 FASTTRACK_COMMENT = "special dummy rule to show fasttrack counters"
 _ID_RE = re.compile(r"\*([0-9A-Fa-f]+)")
 _PORT_RE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
@@ -256,9 +300,19 @@ def _network_text(net: ipaddress.IPv4Network) -> str:
     return str(net.network_address) if net.prefixlen == 32 else str(net)
 
 
-def normalise_list_address(value: str) -> str:
-    """An address-list `address` as RouterOS stores it (IPv4 only; DNS names are refused)."""
+def _ipv6_text(value: str) -> str:
+    """An IPv6 host or prefix as RouterOS stores it: lower case, compressed, `/128` on a bare
+    host (lab cases 1-3), host bits kept; ValueError for anything else."""
+    if "%" in value or "-" in value or ":" not in value:
+        raise ValueError(value)
+    return str(ipaddress.IPv6Interface(value))
+
+
+def normalise_list_address(value: str, *, ipv6: bool = False) -> str:
+    """An address-list `address` as RouterOS stores it (DNS names are refused)."""
     try:
+        if ipv6:
+            return _ipv6_text(value)
         if "-" in value:
             low_text, high_text = value.split("-", 1)
             low, high = ipaddress.IPv4Address(low_text), ipaddress.IPv4Address(high_text)
@@ -284,19 +338,42 @@ def _normalise(table: str, name: str, value: str) -> str:
     elif name in _PORT_PROPS:
         _check_ports(name, value)
     elif name in _HOST_PROPS:
-        return value.removesuffix("/32")
-    elif name == "address" and table == ADDRESS_LIST:
-        return normalise_list_address(value)
+        return _rule_address(table, name, value)
+    elif name == "address" and table in LIST_TABLES:
+        return normalise_list_address(value, ipv6=table == ADDRESS_LIST6)
     return value
 
 
-def _seed_value(name: str, value: str) -> str:
+def _rule_address(table: str, name: str, value: str) -> str:
+    """`src-address`/`dst-address`/`to-address` of a rule in its stored form."""
+    if table in IPV4_TABLES:
+        return value.removesuffix("/32")
+    bare = value.removeprefix("!")
+    try:
+        return value[: len(value) - len(bare)] + _ipv6_text(bare)
+    except ValueError:
+        raise _bad(f"invalid value for argument {name}") from None
+
+
+def _seed_value(table: str, name: str, value: str) -> str:
     """Lossless canonicalisation for seeded rows (no validation)."""
     if name in _BOOL_PROPS:
         return _BOOL_WORDS.get(value.lower(), value)
     if name in _HOST_PROPS or name == "address":
-        return value.removesuffix("/32")
+        if table in IPV4_TABLES:
+            return value.removesuffix("/32")
+        bare = value.removeprefix("!")
+        with contextlib.suppress(ValueError):
+            return value[: len(value) - len(bare)] + _ipv6_text(bare)
     return value
+
+
+def _check_port_protocol(table: str, row: Row) -> None:
+    """A port matcher needs a port-carrying protocol (lab case 14), on add and after a PATCH."""
+    if table not in RULE_TABLES or not any(row.get(name) for name in _PORT_MATCHERS):
+        return
+    if row.get("protocol") not in _PORT_PROTOCOLS:
+        raise _bad(PORTS_NEED_PROTOCOL)
 
 
 def _names(name: str, value: object) -> list[str]:
@@ -368,7 +445,7 @@ def _route(path: str) -> tuple[str, list[str]]:
         raise _RestError(404)
     segments = [s for s in path.removeprefix("/rest").split("/") if s]
     for index, segment in enumerate(segments[:3]):
-        if "/".join(segments[: index + 1]) not in ("ip", "ip/firewall", *TABLES):
+        if "/".join(segments[: index + 1]) not in _MENU_PREFIXES:
             raise _no_such(segment)
     if len(segments) < 3:
         raise _bad("no such command")
@@ -419,8 +496,9 @@ class RouterOSEmulator:
         self._credentials = f"{username}:{password}".encode()
         self._lock = threading.RLock()
         self._tables: dict[str, list[Row]] = {table: [] for table in TABLES}
-        # Enabled address-list entries: (list, address) -> their `.id`s (seed() allows repeats).
-        self._enabled: dict[EntryKey, set[str]] = {}
+        # Enabled address-list entries per list table: (list, address) -> their `.id`s (seed()
+        # allows repeats).
+        self._enabled: dict[str, dict[EntryKey, set[str]]] = {table: {} for table in LIST_TABLES}
         self._next_id = 1
         self._writes = 0
         self.requests: Counter[tuple[str, str]] = Counter()
@@ -447,7 +525,7 @@ class RouterOSEmulator:
             rows = self._table(table)
             if ".id" in fields:
                 raise ValueError("seed() assigns .id itself")
-            values = {k: _seed_value(k, _scalar(k, v)) for k, v in fields.items()}
+            values = {k: _seed_value(table, k, _scalar(k, v)) for k, v in fields.items()}
             row = self._new_row(table, values)
             if dynamic:
                 row["dynamic"] = "true"
@@ -480,9 +558,10 @@ class RouterOSEmulator:
         """Put the tables back as `snapshot()` saw them; new ids still continue the counter."""
         with self._lock:
             self._tables = {table: [dict(row) for row in snapshot[table]] for table in TABLES}
-            self._enabled = {}
-            for row in self._tables[ADDRESS_LIST]:
-                self._index_entry(row)
+            self._enabled = {table: {} for table in LIST_TABLES}
+            for table in LIST_TABLES:
+                for row in self._tables[table]:
+                    self._index_entry(table, row)
 
     # -- the HTTP-free core ---------------------------------------------------------------------
 
@@ -567,14 +646,15 @@ class RouterOSEmulator:
 
     def _new_row(self, table: str, values: Row) -> Row:
         """Defaults plus the written values; `.id` is assigned by `_store`."""
-        if table == ADDRESS_LIST:
+        if table in LIST_TABLES:
             created = time.strftime("%Y-%m-%d %H:%M:%S")
-            dynamic = "true" if "timeout" in values else "false"
-            row = {"creation-time": created, "disabled": "false", "dynamic": dynamic}
+            row = {"creation-time": created, "disabled": "false", "dynamic": "false"}
         else:
             row = {"action": "accept", "bytes": "0", "packets": "0"}
             row |= {"dynamic": "false", "invalid": "false"}
         row |= values
+        if table in LIST_TABLES and "timeout" in row:
+            row["dynamic"] = "true"
         if row.get("comment") == "":
             del row["comment"]
         return row
@@ -583,31 +663,31 @@ class RouterOSEmulator:
         row[".id"] = f"*{self._next_id:X}"
         self._next_id += 1
         self._tables[table].insert(index, row)
-        if table == ADDRESS_LIST:
-            self._index_entry(row)
+        if table in LIST_TABLES:
+            self._index_entry(table, row)
         self._writes += 1
         return _project(row, None)
 
     def _drop(self, table: str, index: int) -> None:
         """Delete one row (DELETE, `remove`), keeping the entry index in step."""
-        if table == ADDRESS_LIST:
-            self._unindex_entry(self._tables[table][index])
+        if table in LIST_TABLES:
+            self._unindex_entry(table, self._tables[table][index])
         del self._tables[table][index]
 
     @staticmethod
     def _entry_key(row: Row) -> EntryKey:
         return row.get("list"), row.get("address")
 
-    def _index_entry(self, row: Row) -> None:
+    def _index_entry(self, table: str, row: Row) -> None:
         if row.get("disabled") != "true":
-            self._enabled.setdefault(self._entry_key(row), set()).add(row[".id"])
+            self._enabled[table].setdefault(self._entry_key(row), set()).add(row[".id"])
 
-    def _unindex_entry(self, row: Row) -> None:
-        ids = self._enabled.get(self._entry_key(row))
+    def _unindex_entry(self, table: str, row: Row) -> None:
+        ids = self._enabled[table].get(self._entry_key(row))
         if ids is not None:
             ids.discard(row[".id"])
             if not ids:
-                del self._enabled[self._entry_key(row)]
+                del self._enabled[table][self._entry_key(row)]
 
     def _index(self, table: str, token: str, *, by_comment: bool = False) -> int | None:
         """Resolve an `.id`, a bare console position, or (for move/remove) a comment."""
@@ -678,11 +758,11 @@ class RouterOSEmulator:
                 values[name] = _normalise(table, name, _scalar(name, raw))
         return values, place_before, unset
 
-    def _check_duplicate(self, row: Row) -> None:
+    def _check_duplicate(self, table: str, row: Row) -> None:
         """RouterOS refuses a second enabled entry with the same list and address [5.3]."""
         if row.get("disabled") == "true":
             return
-        others = self._enabled.get((row["list"], row["address"]), set()) - {row.get(".id")}
+        others = self._enabled[table].get((row["list"], row["address"]), set()) - {row.get(".id")}
         if others:
             raise _bad("failure: already have such entry")
 
@@ -699,28 +779,30 @@ class RouterOSEmulator:
             if anchor is None:
                 raise _bad("no such item")
             if _is_builtin(table, self._tables[table][anchor]):
-                raise _bad("cannot move builtin")
+                raise _bad(MOVE_BUILTIN)
             index = anchor
         row = self._new_row(table, values)
-        if table == ADDRESS_LIST:
-            self._check_duplicate(row)
+        _check_port_protocol(table, row)
+        if table in LIST_TABLES:
+            self._check_duplicate(table, row)
         return self._store(table, row, index)
 
     def _patch(self, table: str, token: str, data: Mapping[str, object]) -> Row:
         index = self._row_index(table, token)
         row = self._tables[table][index]
         if _is_builtin(table, row):
-            raise _bad("failure: cannot change builtin")
+            raise _bad(CHANGE_BUILTIN)
         values, _, unset = self._validated(table, data, adding=False)
         updated = row | values
         for name in unset:
             updated.pop(name, None)
         if updated.get("comment") == "":
             del updated["comment"]
-        if table == ADDRESS_LIST:
-            self._check_duplicate(updated)
-            self._unindex_entry(row)
-            self._index_entry(updated)
+        _check_port_protocol(table, updated)
+        if table in LIST_TABLES:
+            self._check_duplicate(table, updated)
+            self._unindex_entry(table, row)
+            self._index_entry(table, updated)
         self._tables[table][index] = updated
         self._writes += 1
         return _project(updated, None)
@@ -728,7 +810,7 @@ class RouterOSEmulator:
     def _delete(self, table: str, token: str) -> None:
         index = self._row_index(table, token)
         if _is_builtin(table, self._tables[table][index]):
-            raise _bad("failure: cannot change builtin")
+            raise _bad(CHANGE_BUILTIN)
         self._drop(table, index)
         self._writes += 1
 
@@ -762,7 +844,7 @@ class RouterOSEmulator:
         if dest is not None and dest in moving:
             raise _bad("failure: can not move object before itself")
         if any(_is_builtin(table, rows[i]) for i in [*moving, *([] if dest is None else [dest])]):
-            raise _bad("cannot move builtin")
+            raise _bad(MOVE_BUILTIN)
         block = [rows[i] for i in moving]
         remaining = [row for i, row in enumerate(rows) if i not in moving]
         at = len(remaining)
@@ -775,7 +857,7 @@ class RouterOSEmulator:
         indexes = self._numbers(table, data)
         rows = self._tables[table]
         if any(_is_builtin(table, rows[i]) for i in indexes):
-            raise _bad("failure: cannot change builtin")
+            raise _bad(CHANGE_BUILTIN)
         for index in sorted(indexes, reverse=True):
             self._drop(table, index)
         self._writes += 1
