@@ -28,9 +28,9 @@ prefix as given (cases 1-3); an IPv6 literal (or anything but IPv4) in the IPv4 
 (case 12); a port matcher (`dst-port`, `src-port`, `port`) without a port protocol is 400
 `failure: ports can be specified if proto is tcp,udp,udp-lite,dccp,sctp`, on add and on a PATCH
 that would leave one (case 14); IPv6 NAT has `to-address`, not `to-addresses` (case 27), and
-the IPv6 action and argument sets of cases 28-29; IPv4 NAT has no `connection-state` or
-`tcp-flags` (case 22, INFER from INSPECT: followed); moving a builtin is 400
-`failure: cannot move builtin` (case 25).
+the IPv6 action and argument sets and `reject-with` values of cases 28-29; IPv4 NAT has no
+`connection-state` or `tcp-flags` (case 22, INFER from INSPECT: followed); moving a builtin is
+400 `failure: cannot move builtin` (case 25).
 
 Choices where the reference says UNKNOWN or INFER:
 
@@ -202,6 +202,11 @@ _RULE_PROPS = _words(
     "dst-address-type icmp-options address-list address-list-timeout comment",
     "disabled log log-prefix jump-target",
 )
+# IPv6 filter `reject-with` values (lab case 29); IPv4's are stored as written.
+REJECT_WITH6 = _words(
+    "icmp-address-unreachable icmp-admin-prohibited icmp-err-src-routing-header",
+    "icmp-headers-too-long icmp-no-route icmp-not-neighbour icmp-port-unreachable tcp-reset",
+)
 _STATE_PROPS = _words("connection-state tcp-flags")  # not on IPv4 NAT (lab case 22)
 _LIST_PROPS = _words("list address comment disabled dynamic timeout")
 _PROPS = {
@@ -335,6 +340,8 @@ def _normalise(table: str, name: str, value: str) -> str:
         _check_protocol(value)
     elif name == "action" and value not in ACTIONS[table]:
         raise _bad("input does not match any value of action")
+    elif name == "reject-with" and table == FILTER6 and value not in REJECT_WITH6:
+        raise _bad("input does not match any value of reject-with")
     elif name in _PORT_PROPS:
         _check_ports(name, value)
     elif name in _HOST_PROPS:
