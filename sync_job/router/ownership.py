@@ -15,6 +15,7 @@ users can switch without touching their router.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,5 +91,31 @@ class Ownership:
 
 
 def normalise_address(address: str) -> str:
-    """RouterOS stores a single host without `/32`."""
-    return address.removesuffix("/32")
+    """An address (list entry, rule matcher, NAT target) in the one form every way of writing it
+    compares as, so a value the router rewrote on store never reads as drift.
+
+    Router rewrites recorded in docs/routeros-lab-cases.md: IPv4 `/32` dropped (cases 9, 30), an
+    IPv4 range that is one CIDR stored as it (case 9), an IPv4 prefix's host bits cleared (DOC-AL,
+    case 3), IPv6 stored lower case and compressed with `/128` on a bare host (cases 1, 2, 30).
+    IPv6 host bits are also cleared here (case 3 says UNKNOWN, so both answers must compare
+    equal). A leading `!` (negated matcher) is kept; text that is not an address (a DNS name,
+    garbage) only loses a final `/32`.
+    """
+    bare = address.removeprefix("!")
+    negation = address[: len(address) - len(bare)]
+    try:
+        if ":" in bare and "%" not in bare:  # a zone index is not a stored address
+            net6 = ipaddress.IPv6Network(bare, strict=False)
+            return f"{negation}{net6.network_address}/{net6.prefixlen}"
+        if "-" in bare:
+            low, high = (ipaddress.IPv4Address(part) for part in bare.split("-", 1))
+            nets = list(ipaddress.summarize_address_range(low, high))
+            net = nets[0] if len(nets) == 1 else None
+            if net is None:
+                return f"{negation}{low}-{high}"
+        else:
+            net = ipaddress.IPv4Network(bare, strict=False)
+    except ValueError:
+        return address.removesuffix("/32")
+    text = str(net.network_address) if net.prefixlen == 32 else str(net)
+    return f"{negation}{text}"

@@ -55,16 +55,25 @@ def find_marker(filter_rows: Sequence[Row], ownership: Ownership) -> Marker:
 
 
 def normalise(name: str, value: str) -> str:
-    """The canonical form of one managed RouterOS value."""
+    """The canonical form of one managed RouterOS value, so that every recorded way a router
+    rewrites it (docs/routeros-lab-cases.md) compares equal to what was written.
+
+    Ports: a set (order, spaces and repeats do not matter; a router keeps the order it was
+    given, case 13). Addresses: `normalise_address` (`/32`, `/128`, IPv6 case and compression,
+    cases 1, 2, 9, 30). Protocol: lower case, and the numbers of the port protocols as their
+    names (whether `6` reads back as `tcp` is UNKNOWN, case 15). Booleans: `yes`/`no` as
+    `true`/`false`, and an absent `disabled` is `false` (cases 16, 17).
+    """
     if name in ("dst-port", "to-ports"):
-        parts = [part.strip() for part in value.split(",") if part.strip()]
+        parts = {part.strip() for part in value.split(",") if part.strip()}
         return ",".join(sorted(parts, key=lambda part: (len(part.split("-")[0]), part)))
-    if name in ("address", "dst-address"):
+    if name in ("address", "src-address", "dst-address", "to-addresses", "to-address"):
         return normalise_address(value)
     if name == "protocol":
-        return value.lower()
+        numbers = {"6": "tcp", "17": "udp", "33": "dccp", "132": "sctp", "136": "udp-lite"}
+        return numbers.get(value, value.lower())
     if name == "disabled":
-        return "true" if value in ("true", "yes") else "false"
+        return "true" if value.lower() in ("true", "yes") else "false"
     return value
 
 
