@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from sync_job.errors import RouterAuthError, RouterError
 from sync_job.model import Action
-from sync_job.router.client import RouterDeadline, RouterWriter
+from sync_job.router.client import RouterDeadline, RouterWriter, is_router_id
+from sync_job.router.ownership import normalise_address
 from sync_job.router.plan import Change, Plan
 from sync_job.router.planner import normalise
 from sync_job.router.tables import Table
@@ -37,6 +38,8 @@ class ApplyResult:
     failed: list[tuple[Change, str]] = field(default_factory=list)
     skipped: list[Change] = field(default_factory=list)
     failed_policies: dict[str, str] = field(default_factory=dict)
+    # the `.id` of every row this run created, by (table, identity)
+    created: dict[tuple[Table, str], str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -56,6 +59,19 @@ def _identity_match(change: Change) -> dict[str, str]:
     return {"comment": change.after["comment"]}
 
 
+def _adoptable(change: Change, row: dict[str, str]) -> bool:
+    """A row found after an ambiguous create is this create's only when it has the planned
+    identity (the server-side filter is not trusted alone), a valid `.id`, and is not dynamic."""
+    wanted = _identity_match(change)
+    same = all(
+        normalise_address(row.get(k, "")) == normalise_address(v)
+        if k == "address"
+        else row.get(k) == v
+        for k, v in wanted.items()
+    )
+    return same and row.get("dynamic") != "true" and is_router_id(row.get(".id"))
+
+
 def _create(change: Change, writer: RouterWriter, place_before: str | None) -> dict[str, str]:
     try:
         return writer.create(change.table, change.after, place_before=place_before)
@@ -63,7 +79,8 @@ def _create(change: Change, writer: RouterWriter, place_before: str | None) -> d
         duplicate = error.status == 400 and "already have such entry" in error.detail
         if not (error.ambiguous or duplicate):
             raise
-        found = writer.find(change.table, _identity_match(change))
+        found = [row for row in writer.find(change.table, _identity_match(change))
+                 if _adoptable(change, row)]  # fmt: skip
         if found:
             log.warning(
                 "%s: the create took effect (or another run made it); adopting %s",
@@ -210,5 +227,7 @@ def apply(plan: Plan, writer: RouterWriter) -> ApplyResult:
             result.failed_policies.setdefault(change.policy, str(error))
             continue
         log.info("%s %s %s", change.action.value, change.table.label, change.key)
+        if change.action is Action.CREATE:
+            result.created[(change.table, change.key)] = placement.ids[change.key]
         result.done.append(change)
     return result

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import ssl
 import time
 from collections import Counter
@@ -73,6 +74,19 @@ class RouterSettings:
     timeout: float = 10.0
     read_attempts: int = 4
     deadline: float = 120.0
+
+
+# RouterOS ids are `*` and hex digits (docs/routeros-rest.md 5.6); nothing else is ever sent back.
+ID_PATTERN = re.compile(r"^\*[0-9A-Fa-f]+$")
+
+
+def is_router_id(value: object) -> bool:
+    return isinstance(value, str) and ID_PATTERN.match(value) is not None
+
+
+class InvalidReply(RouterError):
+    """A read whose rows cannot be write targets (an `.id` that is not `*<hex>`, or one `.id`
+    twice in a table): the run stops before any write."""
 
 
 class RouterDeadline(RouterUnreachable):
@@ -322,7 +336,21 @@ class RouterReader:
         return _row(row, "GET", path)
 
     def read_tables(self) -> dict[Table, list[dict[str, str]]]:
-        return {table: self.rows(table) for table in Table}
+        """Every table, each row's `.id` checked: a plan only ever targets ids read here."""
+        tables = {table: self.rows(table) for table in Table}
+        for table, rows in tables.items():
+            seen: set[str] = set()
+            for row in rows:
+                id = row.get(".id")
+                if not is_router_id(id):
+                    raise InvalidReply(
+                        "GET", table.value, 200, f"a row has .id {id!r}, not '*' and hex digits"
+                    )
+                key = str(id).upper()  # RouterOS parses ids as hex: *1a is *1A
+                if key in seen:
+                    raise InvalidReply("GET", table.value, 200, f".id {id} appears twice")
+                seen.add(key)
+        return tables
 
 
 def _tls_failure(error: httpx.ConnectError) -> str | None:
@@ -403,6 +431,13 @@ class RouterWriter(RouterReader):
         self._send("DELETE", f"{table.value}/{id}")
 
     def move(self, table: Table, ids: Sequence[str], destination: str) -> None:
+        """Move exactly one rule; `numbers` could otherwise name several, or a position."""
+        if len(ids) != 1 or not all(map(is_router_id, (*ids, destination))):
+            raise RouterError(
+                "POST", f"{table.value}/move", None,
+                f"not sent: move needs one rule .id and a destination .id, got {list(ids)} "
+                f"before {destination!r}",
+            )  # fmt: skip
         self._send(
             "POST",
             f"{table.value}/move",
