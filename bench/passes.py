@@ -31,6 +31,8 @@ def small_change(target: Target, sc: Scenario, repetition: int) -> dict[str, int
     service = sc.objects["lb_services"][j]
     port = 9443 + repetition
     service["spec"]["ports"] = service_ports((("TCP", 80), ("TCP", port), ("UDP", 53)))
+    # the pods still listen on 443, so the policy's toPorts 443 still allows the moved port
+    service["spec"]["ports"][1]["targetPort"] = 443
     if target.kube is not None:
         target.kube.call(
             "PATCH", f"{CCNPS}/{policy['metadata']['name']}", {"spec": policy["spec"]}, MERGE

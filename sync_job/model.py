@@ -6,6 +6,7 @@ Nothing here does I/O, and nothing here imports another module of the package.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -81,6 +82,19 @@ class PolicyOutcome:
     def noted(self, note: str | None) -> PolicyOutcome:
         """The same outcome with one more thing its message must say."""
         return self if not note else replace(self, message=f"{self.message}; {note}")
+
+    def not_kept(self, messages: Sequence[str]) -> PolicyOutcome:
+        """SyncFailed when the router did not keep what this run wrote for the policy."""
+        if not messages or not self.ready:
+            return self
+        shown = "; ".join(messages[:3]) + (
+            f"; and {len(messages) - 3} more" if len(messages) > 3 else ""
+        )
+        return replace(
+            self,
+            reason=Reason.SYNC_FAILED,
+            message=f"the router did not keep what was written: {shown}",
+        )
 
     def write_failed(self, failure: str | None) -> PolicyOutcome:
         """SyncFailed when one of its router writes failed; an earlier failure is kept as is."""

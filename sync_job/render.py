@@ -66,6 +66,7 @@ def to_json(report: RunReport, *, check: bool) -> str:
             "done": len(applied.done),
             "failed": [{"key": c.key, "error": error} for c, error in applied.failed],
             "skipped": len(applied.skipped),
+            "not_kept": report.not_kept,
         },
         "kube_errors": report.kube_errors,
     }
@@ -130,4 +131,7 @@ def to_text(report: RunReport, *, check: bool) -> str:
             f"Applied: {len(applied.done)} done, {len(applied.failed)} failed, "
             f"{len(applied.skipped)} skipped."
         )
+    if report.not_kept:
+        lines.append("Not kept by the router (read back after writing):")
+        lines += [f"  {message}" for message in report.not_kept]
     return "\n".join(lines) + "\n"

@@ -26,6 +26,8 @@ class RunReport:
     marker_error: str | None = None
     applied: ApplyResult | None = None
     kube_errors: list[str] = field(default_factory=list)
+    # what the router did not keep after this run wrote it (the read-back check)
+    not_kept: list[str] = field(default_factory=list)
 
     @property
     def drift(self) -> bool:
@@ -37,4 +39,6 @@ class RunReport:
         unsynced = any(not outcome.ready for outcome in self.outcomes)
         # Without a marker nothing is written, even orphans a run would remove: never a success.
         no_marker = self.marker_error is not None
-        return router_failed or unsynced or no_marker or bool(self.kube_errors)
+        return (
+            router_failed or unsynced or no_marker or bool(self.kube_errors) or bool(self.not_kept)
+        )

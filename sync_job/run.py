@@ -13,13 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sync_job.errors import RouterError
 from sync_job.model import PolicyOutcome, PolicyTarget
 from sync_job.report import RunReport
+from sync_job.router import verify
 from sync_job.router.apply import apply
 from sync_job.router.client import RouterReader, RouterWriter
 from sync_job.router.ownership import Ownership
 from sync_job.router.plan import Plan
 from sync_job.router.planner import MarkerError, Tables, plan_router
+from sync_job.router.tables import Table
 from sync_job.source.cilium import DEFAULT_RESERVED
 from sync_job.source.evaluate import evaluate, released_addresses
 from sync_job.source.snapshot import ClusterSnapshot
@@ -67,11 +70,7 @@ def run_once(
         snapshot, tables, outcomes, targets, settings
     )
     if not check and report.plan:
-        if not isinstance(router, RouterWriter):
-            raise TypeError("applying a plan needs a RouterWriter")
-        report.applied = applied = apply(report.plan, router)
-        failed = applied.failed_policies
-        report.outcomes = [o.write_failed(failed.get(o.name)) for o in report.outcomes]
+        _apply_and_read_back(report, router, tables, targets, settings)
     moment = now()
     report.statuses = reconcile.build_statuses(
         report.outcomes, existing, report.kube_changes, moment
@@ -93,6 +92,52 @@ def run_once(
             refresh=settings.status_refresh,
         )
     return report
+
+
+def _apply_and_read_back(
+    report: RunReport,
+    router: RouterReader,
+    tables: Tables,
+    targets: list[PolicyTarget],
+    settings: SyncSettings,
+) -> None:
+    """Apply the plan, then read the written tables back and plan again: what is still planned
+    for an object this run wrote, the router did not keep. No write is sent twice, except that
+    an accept rule left out of place is deleted (`sync_job.router.verify`)."""
+    if not isinstance(router, RouterWriter):
+        raise TypeError("applying a plan needs a RouterWriter")
+    frozen = {outcome.name for outcome in report.outcomes if not outcome.ready}
+    report.applied = applied = apply(report.plan, router)
+    failed = applied.failed_policies
+    report.outcomes = [o.write_failed(failed.get(o.name)) for o in report.outcomes]
+    written = {c.table for c in applied.done} | {c.table for c, _ in applied.failed}
+    if not written or applied.stopped:  # after a 401 or the deadline, no request is sent
+        return
+    try:
+        after_tables = {table: router.rows(table) if table in written else tables.get(table, [])
+                        for table in Table}  # fmt: skip
+    except RouterError as error:  # what was written stays written: the run fails, saying so
+        report.not_kept.append(f"the router could not be read back after writing: {error}")
+        return
+    try:
+        after = plan_router(
+            targets, after_tables, settings.ownership, frozen,
+            wan_interface_list=settings.wan_interface_list,
+        )  # fmt: skip
+    except MarkerError as error:
+        after = Plan()
+        report.not_kept.append(f"the marker is no longer readable after writing: {error}")
+    misplaced = verify.misplaced_rules(after, applied)
+    if misplaced:
+        fixed = apply(Plan(tuple(misplaced)), router)
+        applied.done.extend(fixed.done)
+        applied.failed.extend(fixed.failed)
+    lost = verify.not_kept(after, applied)
+    report.not_kept += [item.message for item in lost]
+    by_policy: dict[str, list[str]] = {}
+    for item in lost:
+        by_policy.setdefault(item.policy, []).append(item.message)
+    report.outcomes = [o.not_kept(by_policy.get(o.name, ())) for o in report.outcomes]
 
 
 def _plan(

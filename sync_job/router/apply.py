@@ -38,6 +38,8 @@ class ApplyResult:
     failed: list[tuple[Change, str]] = field(default_factory=list)
     skipped: list[Change] = field(default_factory=list)
     failed_policies: dict[str, str] = field(default_factory=dict)
+    # an authentication failure or the deadline stopped the run: nothing more may be sent
+    stopped: bool = False
     # the `.id` of every row this run created, by (table, identity)
     created: dict[tuple[Table, str], str] = field(default_factory=dict)
 
@@ -218,6 +220,7 @@ def apply(plan: Plan, writer: RouterWriter) -> ApplyResult:
             for blocked in (change, *pending):
                 result.failed_policies.setdefault(blocked.policy, str(error))
             result.skipped.extend(pending)
+            result.stopped = True
             break
         except (RouterError, PlacementError) as error:
             log.error(

@@ -249,6 +249,7 @@ def test_json_of_an_apply_run_with_a_marker_error() -> None:
         "done": 1,
         "failed": [{"key": "router-policy-sync::old 192.0.2.1", "error": "boom"}],
         "skipped": 2,
+        "not_kept": [],
     }
     assert document["router"]["summary"] == {"create": 0, "update": 0, "move": 0, "delete": 0}
     # indented, keys in the documented order (a consumer may read it with line tools)
