@@ -7,9 +7,12 @@ Every object the tool writes carries the prefix (default `router-policy-sync`):
 - NAT rule      comment `<prefix>::<policy>::<proto>::<port>`
 - marker        the user's filter rule with comment exactly `<prefix>::marker`
 
-A filter or NAT rule is owned when its comment starts with `<prefix>::` and is not the marker; an
-address-list entry is owned when its list starts with `<prefix>::`. Anything else is foreign and
-never modified, moved or deleted. The scheme is the earlier Go controller's, kept byte for byte so
+A filter or NAT rule is owned when its comment starts with `<prefix>::`, is not marker-like
+(`<prefix>::marker<anything>`: the marker itself, or a near miss such as `<prefix>::marker2` or
+`<prefix>::marker ` a user may have typed), and its policy part is a valid Kubernetes object name
+(a DNS-1123 subdomain of at most 253 characters); an address-list entry is owned when its list
+starts with `<prefix>::` and a valid name. Anything else is foreign and never modified, moved or
+deleted. The scheme is the earlier Go controller's, kept byte for byte so
 users can switch without touching their router.
 """
 
@@ -27,6 +30,16 @@ SEPARATOR = "::"
 MARKER_NAME = "marker"
 # Kubernetes object names are DNS-1123 subdomains, so they can never contain the separator.
 _PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# A DNS-1123 subdomain, as Kubernetes validates object names (k8s.io/apimachinery
+# pkg/util/validation IsDNS1123Subdomain): lowercase labels joined by '.', at most 253 chars.
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_NAME_PATTERN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+NAME_MAX = 253
+
+
+def is_object_name(name: str) -> bool:
+    """Whether `name` could be a Kubernetes object's name (a DNS-1123 subdomain)."""
+    return len(name) <= NAME_MAX and _NAME_PATTERN.match(name) is not None
 
 
 class InvalidPrefix(ValueError):
@@ -73,15 +86,25 @@ class Ownership:
     def owner_policy(self, table: Table, fields: Mapping[str, str]) -> str | None:
         """The policy an owned object belongs to, or None when the object is foreign.
 
-        An owned object whose name has no policy part (`<prefix>::`) belongs to the policy "".
-        Dynamic rows are RouterOS's own and never owned, whatever their comment says.
+        Dynamic rows are RouterOS's own and never owned, whatever their comment says. A
+        marker-like comment and a policy part that is no Kubernetes object name (empty,
+        uppercase, a space, longer than 253) are foreign: no policy could have written them.
         """
         if fields.get("dynamic") == "true":
             return None
         name = fields.get(self.name_field(table), "")
-        if not name.startswith(self.head) or self.is_marker(table, fields):
+        if not name.startswith(self.head):
             return None
-        return name[len(self.head) :].split(SEPARATOR, 1)[0]
+        rest = name[len(self.head) :]
+        if table is not Table.ADDRESS_LIST and rest.startswith(MARKER_NAME):
+            return None
+        policy = rest.split(SEPARATOR, 1)[0]
+        return policy if is_object_name(policy) else None
+
+    def can_own(self, policy: str) -> bool:
+        """Whether the objects written for `policy` would be recognised as owned on the next
+        read; a policy named `marker…` could not be (its rules look like the marker)."""
+        return is_object_name(policy) and not policy.startswith(MARKER_NAME)
 
     def identity(self, table: Table, fields: Mapping[str, str]) -> str:
         """The key two objects share when they are the same object to the tool."""
