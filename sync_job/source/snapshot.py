@@ -7,9 +7,12 @@ parsed by `sync_job.source.cilium`, not here. Pods and Services only carry the f
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 ANNOTATION = "router-policy-sync.homelab-helper.benfiola.com/sync-with-router"
 # The earlier Go controller's later releases used this group for the same annotations.
@@ -112,6 +115,24 @@ def service_from_raw(raw: Mapping[str, Any]) -> Service:
     )
 
 
+# Values that clearly mean "no": a user who writes them must not get router rules.
+_NO = frozenset({"false", "no", "0"})
+
+
 def is_annotated(policy: Mapping[str, Any]) -> bool:
-    annotations = (policy.get("metadata") or {}).get("annotations") or {}
-    return isinstance(annotations, Mapping) and ANNOTATION in annotations
+    """Whether the policy asks to be synced: the annotation is present and does not say no
+    (`false`, `no`, `0`, any case, logged at warning). Empty and any other value say yes."""
+    meta = policy.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if not isinstance(annotations, Mapping) or ANNOTATION not in annotations:
+        return False
+    value = annotations[ANNOTATION]
+    if isinstance(value, str) and value.strip().lower() in _NO:
+        log.warning(
+            "policy %s: annotation %s=%r means no; the policy is not synced",
+            meta.get("name") if isinstance(meta, Mapping) else None,
+            ANNOTATION,
+            value,
+        )
+        return False
+    return True
