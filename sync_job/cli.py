@@ -9,6 +9,7 @@ pipeline is imported once, when a command runs (`sync_job.job`), so `--help` sta
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import socket
 import sys
@@ -377,8 +378,22 @@ def demo(
     raise typer.Exit(_job().run_demo(output.value))
 
 
+def _unexpected() -> None:
+    """Log the exception being handled through the redacting logger. A run configures it with
+    its secrets; before that (or for another command) it is set up with the password the
+    environment holds, so even an early traceback prints no password."""
+    from sync_job import logs
+
+    if not logging.getLogger().handlers:
+        password = os.environ.get("MIKROTIK_PASSWORD", "")
+        user = os.environ.get("MIKROTIK_USERNAME", "admin")
+        logs.configure(secrets=logs.secret_forms(user, password))
+    logging.getLogger("sync_job").exception("unexpected error; nothing more was done")
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point: maps click's usage errors (exit 2) to 64, since 2 means drift."""
+    """Entry point: maps click's usage errors (exit 2) to 64, since 2 means drift; any other
+    exception is logged (redacted) and exits 1."""
     usage_error = _usage_error_class()
     try:
         result = app(args=argv, standalone_mode=False)
@@ -388,5 +403,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except typer.Exit as error:
         sys.exit(error.exit_code)
     except typer.Abort:
+        sys.exit(EXIT_FAILED)
+    except Exception:
+        _unexpected()
         sys.exit(EXIT_FAILED)
     sys.exit(result if isinstance(result, int) else EXIT_OK)

@@ -86,8 +86,13 @@ def run_job(settings: JobSettings) -> int:
     logs.configure(
         settings.log_level,
         settings.log_format,
-        secrets=logs.secret_forms(settings.router_username, settings.router_password),
+        secrets=[
+            *logs.secret_forms(settings.router_username, settings.router_password),
+            *logs.url_secrets(settings.router_url),
+            *logs.url_secrets(settings.pushgateway_url),
+        ],
     )
+    logs.warn_if_short(settings.router_password)
     try:
         router_settings = _router_settings(settings)
         sync_settings = _sync_settings(settings)
