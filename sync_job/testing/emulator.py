@@ -379,7 +379,7 @@ def _check_port_protocol(table: str, row: Row) -> None:
     """A port matcher needs a port-carrying protocol (lab case 14), on add and after a PATCH."""
     if table not in RULE_TABLES or not any(row.get(name) for name in _PORT_MATCHERS):
         return
-    if row.get("protocol") not in _PORT_PROTOCOLS:
+    if row.get("protocol", "").lower() not in _PORT_PROTOCOLS:  # seeded rows keep their case
         raise _bad(PORTS_NEED_PROTOCOL)
 
 
