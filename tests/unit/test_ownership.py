@@ -102,11 +102,9 @@ def test_name_field_is_list_for_entries_and_comment_for_rules() -> None:
         (Table.NAT, {"comment": "router-policy-sync::web::tcp::80"}, "web"),
         (Table.NAT, {"comment": "router-policy-sync::a.b::udp::53"}, "a.b"),
         (Table.ADDRESS_LIST, {"list": "router-policy-sync::web", "address": "1.2.3.4"}, "web"),
-        # an owned name without a policy part belongs to the policy ""
-        (Table.FILTER, {"comment": "router-policy-sync::"}, ""),
-        (Table.ADDRESS_LIST, {"list": "router-policy-sync::"}, ""),
-        # a marker-like comment in NAT is an owned rule of the policy "marker"
-        (Table.NAT, {"comment": "router-policy-sync::marker"}, "marker"),
+        # marker-like names only matter for rules: a list may be called that
+        (Table.ADDRESS_LIST, {"list": "router-policy-sync::marker"}, "marker"),
+        (Table.FILTER, {"comment": "router-policy-sync::" + "a" * 253 + "::tcp"}, "a" * 253),
         # disabled rows are still owned; only dynamic ones are not
         (Table.FILTER, {"comment": "router-policy-sync::web::tcp", "disabled": "true"}, "web"),
         (Table.ADDRESS_LIST, {"list": "router-policy-sync::web", "dynamic": "false"}, "web"),
@@ -120,6 +118,15 @@ def test_owner_policy_of_owned_objects(table: Table, fields: dict[str, str], pol
     ("table", "fields"),
     [
         (Table.FILTER, {"comment": "router-policy-sync::marker"}),  # the user's marker
+        # marker-like rules: a near miss a user may have typed, in either table
+        (Table.FILTER, {"comment": "router-policy-sync::marker2"}),
+        (Table.NAT, {"comment": "router-policy-sync::marker"}),
+        # a policy part no Kubernetes object could be named
+        (Table.FILTER, {"comment": "router-policy-sync::"}),
+        (Table.ADDRESS_LIST, {"list": "router-policy-sync::"}),
+        (Table.FILTER, {"comment": "router-policy-sync::Web::tcp"}),
+        (Table.NAT, {"comment": "router-policy-sync::my web::tcp::80"}),
+        (Table.FILTER, {"comment": "router-policy-sync::" + "a" * 254 + "::tcp"}),
         (Table.FILTER, {"comment": "defconf: accept established"}),
         (Table.FILTER, {}),
         (Table.FILTER, {"comment": "router-policy-sync"}),  # no separator
@@ -177,3 +184,14 @@ def test_identity_of_a_rule_is_its_comment() -> None:
 )
 def test_normalise_address_drops_only_a_final_slash_32(address: str, normal: str) -> None:
     assert normalise_address(address) == normal
+
+
+def test_can_own_only_names_that_read_back_as_owned() -> None:
+    assert OWN.can_own("web")
+    assert OWN.can_own("a.b-c")
+    assert not OWN.can_own("marker")
+    assert not OWN.can_own("marker-2")
+    assert not OWN.can_own("Web")
+    assert not OWN.can_own("")
+    assert not OWN.can_own("a" * 254)
+    assert OWN.can_own("a" * 253)
