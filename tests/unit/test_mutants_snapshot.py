@@ -147,9 +147,15 @@ def test_is_ipv4(value: Any, ipv4: bool) -> None:
     assert is_ipv4(value) is ipv4
 
 
-def test_is_annotated_by_the_key_whatever_its_value() -> None:
-    assert is_annotated({"metadata": {"annotations": {ANNOTATION: ""}}})
-    assert is_annotated({"metadata": {"annotations": {ANNOTATION: "false"}}})
+@pytest.mark.parametrize(
+    ("value", "selected"),
+    [("", True), ("true", True), ("any", True), ("false", False), ("No", False), ("0", False)],
+)
+def test_is_annotated_unless_the_value_says_no(value: str, selected: bool) -> None:
+    assert is_annotated({"metadata": {"annotations": {ANNOTATION: value}}}) is selected
+
+
+def test_is_annotated_needs_the_key_in_a_mapping() -> None:
     assert not is_annotated({"metadata": {"annotations": {GATEWAY_ANNOTATION: "a/b"}}})
     assert not is_annotated({"metadata": {"annotations": [ANNOTATION]}})
     assert not is_annotated({"metadata": {"annotations": None}})
