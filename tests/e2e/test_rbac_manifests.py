@@ -186,26 +186,33 @@ def _prepare(api_client: ApiClient, policy: str, expired_lease: bool) -> None:
         )
 
 
-def _rules(kind: str) -> list[tuple[str, int]]:
-    role = next(o for o in manifest_objects(MANIFESTS) if o["kind"] == kind)
-    return [(kind, index) for index in range(len(role["rules"]))]
+def _rules() -> list[tuple[str, int]]:
+    """(role name, rule index) of every rule of every ClusterRole and Role in the manifests."""
+    return [
+        (o["metadata"]["name"], index)
+        for o in manifest_objects(MANIFESTS)
+        if o["kind"] in ("ClusterRole", "Role")
+        for index in range(len(o["rules"]))
+    ]
 
 
-@pytest.mark.parametrize(
-    ("kind", "index"), _rules("ClusterRole") + _rules("Role"), ids=lambda v: str(v)
-)
+@pytest.mark.parametrize(("role_name", "index"), _rules(), ids=lambda v: str(v))
 def test_every_rbac_rule_is_needed(
     api_client: ApiClient,
     job_identity: tuple[Path, ApiClient],
     router: Router,
     policy: str,
-    kind: str,
+    role_name: str,
     index: int,
 ) -> None:
     kubeconfig, job_api = job_identity
-    role = next(o for o in manifest_objects(MANIFESTS) if o["kind"] == kind)
+    role = next(
+        o
+        for o in manifest_objects(MANIFESTS)
+        if o["kind"] in ("ClusterRole", "Role") and o["metadata"]["name"] == role_name
+    )
     rule = role["rules"][index]
-    namespace = JOB_NS if kind == "Role" else None
+    namespace = role["metadata"].get("namespace") if role["kind"] == "Role" else None
     lease_update = rule["resources"] == ["leases"] and rule["verbs"] == ["update"]
 
     _prepare(api_client, policy, expired_lease=lease_update)
