@@ -390,3 +390,21 @@ def test_longest_ordered_subsequence_keeps_the_most_rules_in_place(
     indices: list[int], kept: set[int]
 ) -> None:
     assert _longest_ordered_subsequence(indices) == kept
+
+
+def test_stale_entries_of_a_policy_without_ports_go_first_too() -> None:
+    # its list has entries wanted but no rule: it is still a wanted list
+    portless = PolicyTarget("web", ("192.0.2.1",), Gateway("d", "w", "10.0.0.5", ()))
+    tables = converged()
+    tables[Table.ADDRESS_LIST].append(
+        {".id": "*S", "list": f"{P}::web", "address": "192.0.2.2", "disabled": "false"}
+    )
+    dns = {".id": "*O", "comment": f"{P}::dns::udp::53"}
+    tables[Table.NAT].append(dns)
+    plan = plan_changes(wanted(portless), tables, OWN, MARKER)
+    assert [(c.action, c.id) for c in plan.changes] == [
+        (Action.DELETE, "*S"),
+        (Action.DELETE, "*N"),
+        (Action.DELETE, "*O"),
+        (Action.DELETE, "*F"),
+    ]
