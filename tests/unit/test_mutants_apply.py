@@ -518,3 +518,12 @@ def test_a_create_without_destination_is_appended() -> None:
     assert run([Change(action=Action.CREATE, table=N, key="n", policy="p", reason="r",
                        after={"comment": "n"})], router).ok  # fmt: skip
     assert router.writes() == [("create", N, {"comment": "n"}, None)]
+
+
+def test_a_create_sent_once_more_keeps_its_place() -> None:
+    router = FakeRouter({F: [MARKER]})
+    router.fail["create"] = [(ambiguous(), False)]
+    change = rule("a", destination="router-policy-sync::marker", destination_id="*M")
+    assert run([change], router).ok
+    assert router.writes() == [("create", F, dict(change.after), "*M")] * 2
+    assert comments(router) == ["a", "router-policy-sync::marker"]
