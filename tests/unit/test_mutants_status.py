@@ -471,3 +471,23 @@ def test_a_deleted_routerpolicy_gets_no_status_and_no_event() -> None:
     writer = RecordingWriter()
     _write(writer, existing={"web": {"metadata": None}}, changes=[KubeChange(Action.DELETE, "web")])
     assert writer.calls == [("delete", "web", "")]
+
+
+def test_a_failed_policy_keeps_the_gateway_service_its_router_objects_point_at() -> None:
+    previous = {"gatewayService": "apps/old", "gatewayIP": "10.0.0.4"}
+    assert build_status(FAILED, previous, NOW)["gatewayService"] == "apps/old"
+    assert build_status(FAILED, previous, NOW)["gatewayIP"] is None
+    synced = PolicyOutcome("web", Reason.SYNCED, "in sync", 4, "10.0.0.5", None)
+    assert build_status(synced, previous, NOW)["gatewayService"] is None
+    assert build_status(READY, previous, NOW)["gatewayService"] == "default/web"
+
+
+def test_write_records_each_events_type() -> None:
+    existing = {"web": router_policy("web", status=ready_status())}
+    types: list[str] = []
+    writer = RecordingWriter()
+    writer.create_event = lambda body: types.append(body["type"])  # type: ignore[method-assign]
+    _write(
+        writer, existing=existing, outcomes=[FAILED], applied={"web": Counter({Action.UPDATE: 1})}
+    )
+    assert types == ["Normal", "Warning"]
