@@ -9,7 +9,6 @@ pipeline is imported once, when a command runs (`sync_job.job`), so `--help` sta
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import socket
 import sys
@@ -228,9 +227,17 @@ def sync(
         typer.Option(
             "--reserved-cidr",
             envvar="RESERVED_CIDRS",
-            help="Source ranges that are never allowed (repeatable; replaces the default list).",
+            help="Source ranges that are never allowed (repeatable; added to the default list).",
         ),
     ] = None,
+    no_default_reserved: Annotated[
+        bool,
+        typer.Option(
+            "--no-default-reserved",
+            envvar="NO_DEFAULT_RESERVED",
+            help="Drop the default reserved ranges (only --reserved-cidr ones apply).",
+        ),
+    ] = False,
     wan_interface_list: Annotated[
         str | None,
         typer.Option(
@@ -310,7 +317,8 @@ def sync(
             "--lease-duration",
             envvar="LEASE_DURATION",
             min=10,
-            help="Seconds after which an unreleased Lease counts as expired and is taken over.",
+            help="Seconds after which an unreleased Lease counts as expired and is taken over; "
+            "must exceed the router deadline (120 s) plus 60 s.",
         ),
     ] = 300,
     pushgateway_url: Annotated[
@@ -347,6 +355,7 @@ def sync(
         router_timeout=mikrotik_timeout,
         comment_prefix=comment_prefix,
         reserved_cidrs=tuple(reserved_cidr or ()),
+        no_default_reserved=no_default_reserved,
         cluster_name=cluster_name,
         wan_interface_list=wan_interface_list or None,
         gateway_cidrs=tuple(gateway_cidr or ()),
@@ -354,7 +363,7 @@ def sync(
         log_level=log_level.value,
         log_format=log_format.value,
         lock=LockSettings(
-            enabled=lease and not check and from_file is None,
+            enabled=lease and not check,
             namespace=lease_namespace,
             name=lease_name,
             holder=lease_holder or f"{socket.gethostname()}-{os.getpid()}",
@@ -378,19 +387,6 @@ def demo(
     raise typer.Exit(_job().run_demo(output.value))
 
 
-def _unexpected() -> None:
-    """Log the exception being handled through the redacting logger. A run configures it with
-    its secrets; before that (or for another command) it is set up with the password the
-    environment holds, so even an early traceback prints no password."""
-    from sync_job import logs
-
-    if not logging.getLogger().handlers:
-        password = os.environ.get("MIKROTIK_PASSWORD", "")
-        user = os.environ.get("MIKROTIK_USERNAME", "admin")
-        logs.configure(secrets=logs.secret_forms(user, password))
-    logging.getLogger("sync_job").exception("unexpected error; nothing more was done")
-
-
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: maps click's usage errors (exit 2) to 64, since 2 means drift; any other
     exception is logged (redacted) and exits 1."""
@@ -405,6 +401,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except typer.Abort:
         sys.exit(EXIT_FAILED)
     except Exception:
-        _unexpected()
+        _job().log_unexpected()  # through the redacting logger, never a bare traceback
         sys.exit(EXIT_FAILED)
     sys.exit(result if isinstance(result, int) else EXIT_OK)

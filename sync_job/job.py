@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +40,9 @@ from sync_job.source.snapshot import ClusterSnapshot
 from sync_job.status.writes import RouterPolicyWriter
 
 EXIT_OK, EXIT_FAILED, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2, 64
+# --lease-duration must exceed the router deadline by this much (seconds): the cluster reads
+# before the router's first request and the status writes after its last one.
+LEASE_MARGIN = 60.0
 
 log = logging.getLogger("sync_job")
 
@@ -73,6 +77,17 @@ def run_demo(output: str) -> int:
     return demo(output)
 
 
+def log_unexpected() -> None:
+    """Log the exception being handled through the redacting logger. A run configures it with
+    its secrets; before that (or for another command) it is set up with the password the
+    environment holds, so even an early traceback prints no password."""
+    if not logging.getLogger().handlers:
+        password = os.environ.get("MIKROTIK_PASSWORD", "")
+        user = os.environ.get("MIKROTIK_USERNAME", "admin")
+        logs.configure(secrets=logs.secret_forms(user, password))
+    log.exception("unexpected error; nothing more was done")
+
+
 def exit_code(report: RunReport, check: bool) -> int:
     if report.failed:
         return EXIT_FAILED
@@ -96,12 +111,13 @@ def run_job(settings: JobSettings) -> int:
     try:
         router_settings = _router_settings(settings)
         sync_settings = _sync_settings(settings)
+        _check_lease_duration(settings.lock, router_settings)
     except UsageError as error:
         sys.stderr.write(f"Error: {error}\n")
         return EXIT_USAGE
     started = time.monotonic()
     with make_http_client(router_settings) as http:
-        router = (RouterReader if settings.check else RouterWriter)(http, router_settings)
+        router = (RouterReader if settings.check else _LeasedWriter)(http, router_settings)
         code, report = _run(router, sync_settings, settings)
     if (settings.pushgateway_url or settings.metrics_file) and not settings.check:
         # --check writes nothing anywhere, metrics included
@@ -146,14 +162,12 @@ def _sync_settings(settings: JobSettings) -> SyncSettings:
         ownership = Ownership(settings.comment_prefix)
     except InvalidPrefix as error:
         raise UsageError(str(error)) from None
-    networks = DEFAULT_RESERVED
-    if settings.reserved_cidrs:
-        try:
-            networks = tuple(
-                ipaddress.IPv4Network(cidr, strict=False) for cidr in settings.reserved_cidrs
-            )
-        except ValueError as error:
-            raise UsageError(f"--reserved-cidr: {error}") from None
+    try:
+        added = tuple(ipaddress.IPv4Network(c, strict=False) for c in settings.reserved_cidrs)
+    except ValueError as error:
+        raise UsageError(f"--reserved-cidr: {error}") from None
+    defaults = () if settings.no_default_reserved else DEFAULT_RESERVED
+    networks = tuple(dict.fromkeys((*defaults, *added)))
     try:
         gateway_ranges = tuple(
             ipaddress.ip_network(c, strict=False) for c in settings.gateway_cidrs
@@ -168,6 +182,12 @@ def _sync_settings(settings: JobSettings) -> SyncSettings:
         gateway_ranges=gateway_ranges,
         status_refresh=timedelta(seconds=settings.status_refresh),
     )
+
+
+def _reachable(kubeconfig: str | None) -> bool:
+    """A kubeconfig was given (flag or KUBECONFIG) and its first file exists."""
+    first = (kubeconfig or "").split(os.pathsep)[0]
+    return bool(first) and Path(first).is_file()
 
 
 def _write_metrics(
@@ -193,6 +213,30 @@ def _write_metrics(
         metrics.push(settings.pushgateway_url, text)
 
 
+def _check_lease_duration(lock: LockSettings, router: RouterSettings) -> None:
+    """A run holds the Lease while its router requests may take up to `router.deadline`; the
+    margin covers the cluster reads before and the status writes after them."""
+    least = router.deadline + LEASE_MARGIN
+    if lock.duration <= least:
+        raise UsageError(
+            f"--lease-duration {lock.duration} must exceed the router deadline "
+            f"({router.deadline:g}s) plus a margin of {LEASE_MARGIN:g}s, so more than {least:g}"
+        )
+
+
+class _LeasedWriter(RouterWriter):
+    """A RouterWriter that calls `before_first_write` (the Lease's renewal) once, just before
+    the first write is sent: the reads are done, and nothing has been written yet."""
+
+    before_first_write: Callable[[], None] | None = None
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method != "GET" and self.before_first_write is not None:
+            renew, self.before_first_write = self.before_first_write, None
+            renew()
+        return super()._send(method, path, **kwargs)
+
+
 def _lease(kube: KubeClient, lock: LockSettings) -> LeaseLock:
     return LeaseLock(
         kube, lock.namespace, lock.name, lock.holder, duration=lock.duration, wait=lock.wait
@@ -207,17 +251,28 @@ def _run(
     read_cluster: Callable[[], ClusterSnapshot]
     held: LeaseLock | None = None
     try:
+        kube: KubeClient | None = None
         if settings.from_file is not None:
             path: Path = settings.from_file
             read_cluster = lambda: load_snapshot(path)  # noqa: E731
+            if settings.lock.enabled and _reachable(settings.kubeconfig):
+                kube = KubeClient(api_client(settings.kubeconfig))
+            elif settings.lock.enabled:
+                log.info(
+                    "--from-file without a kubeconfig (--kubeconfig or KUBECONFIG): running "
+                    "without the Lease, so another run may write at the same time"
+                )
         else:
             kube = KubeClient(api_client(settings.kubeconfig))
-            read_cluster = lambda: read_snapshot(kube)  # noqa: E731
+            cluster = kube
+            read_cluster = lambda: read_snapshot(cluster)  # noqa: E731
             writer = None if check else RouterPolicyWriter(kube)
-            if settings.lock.enabled:
-                held = _lease(kube, settings.lock)
-                held.acquire()
-                router.restart_deadline()  # the wait for the Lease is not the router's time
+        if settings.lock.enabled and kube is not None:
+            held = _lease(kube, settings.lock)
+            held.acquire()
+            router.restart_deadline()  # the wait for the Lease is not the router's time
+            if isinstance(router, _LeasedWriter):
+                router.before_first_write = held.renew
         report = run_once(
             read_cluster=read_cluster,
             router=router,

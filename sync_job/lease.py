@@ -3,8 +3,10 @@
 `concurrencyPolicy: Forbid` does not cover Jobs made with `kubectl create job --from=cronjob/...`,
 so a manual run and a scheduled one could otherwise apply at once. A run takes the Lease before
 it reads, waits up to a bound while a live holder has it, takes over an expired one, and gives
-it back at the end. Updates carry the resourceVersion read, so two runs racing for an expired
-lease cannot both win. `--check` takes no lock.
+it back at the end; `renew` writes a fresh renewTime once the reads are done and before the first
+write, so a slow read cannot let another run take it over while this one writes. Updates carry
+the resourceVersion read, so two runs racing for an expired lease cannot both win. `--check`
+takes no lock.
 
 `clock` (the wall time written into the Lease), `monotonic` (the wait's deadline) and `sleep`
 are injectable so tests can run a whole wait without sleeping.
@@ -27,6 +29,10 @@ log = logging.getLogger(__name__)
 
 class LeaseHeld(SyncError):
     """Another live run holds the lease and did not give it back in time."""
+
+
+class LeaseLost(SyncError):
+    """The lease could not be renewed (another run holds it now): this run must not write."""
 
 
 def _micro(moment: datetime) -> str:
@@ -132,6 +138,26 @@ class LeaseLock:
                 )
             log.info("Lease %s/%s %s; waiting", self.namespace, self.name, holder)
             self.sleep(min(self.poll, max(0.0, deadline - self.monotonic())))
+
+    def renew(self) -> None:
+        """Restart the lease's duration from now; LeaseLost if this run no longer holds it."""
+        where = f"Lease {self.namespace}/{self.name}"
+        try:
+            lease = self.kube.request("GET", f"{self._path}/{self.name}")
+        except KubeRequestFailed as error:
+            raise LeaseLost(f"cannot renew {where}: {error}") from None
+        spec = lease.get("spec") or {}
+        if spec.get("holderIdentity") != self.holder:
+            raise LeaseLost(
+                f"{where} is now held by {spec.get('holderIdentity')!r}, not {self.holder!r}: "
+                f"this run took longer than --lease-duration ({self.duration}s) and must not write"
+            )
+        renewed = {**lease, "spec": {**spec, "renewTime": _micro(self.clock())}}
+        try:
+            self.kube.request("PUT", f"{self._path}/{self.name}", renewed)
+        except KubeRequestFailed as error:  # 409: another run wrote it since the GET
+            raise LeaseLost(f"cannot renew {where}: {error}") from None
+        log.info("renewed %s", where)
 
     def release(self) -> None:
         try:

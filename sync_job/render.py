@@ -44,6 +44,8 @@ def to_json(report: RunReport, *, check: bool) -> str:
         "mode": "check" if check else "apply",
         "drift": report.drift,
         "marker_error": report.marker_error,
+        # only when there is one, so a plan without warnings reads as before
+        **({"warnings": list(report.warnings)} if report.warnings else {}),
         "router": {
             "summary": {action.value: counts[action] for action in Action},
             "changes": [_change_json(change) for change in report.plan.changes],
@@ -98,6 +100,8 @@ def to_text(report: RunReport, *, check: bool) -> str:
     lines: list[str] = []
     if report.marker_error:
         lines += ["Router: nothing will be written:", f"  {report.marker_error}", ""]
+    lines += [f"Warning: {warning}" for warning in report.warnings]
+    lines += [""] if report.warnings else []
     if report.plan:
         lines.append("Router changes:")
         for change in report.plan.changes:

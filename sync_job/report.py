@@ -24,6 +24,8 @@ class RunReport:
     kube_changes: list[KubeChange]
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     marker_error: str | None = None
+    # usable but suspicious router set-ups (a marker outside `forward`); never a failure
+    warnings: list[str] = field(default_factory=list)
     applied: ApplyResult | None = None
     kube_errors: list[str] = field(default_factory=list)
     # what the router did not keep after this run wrote it (the read-back check)

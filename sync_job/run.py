@@ -69,6 +69,7 @@ def run_once(
     report.plan, report.outcomes, report.marker_error = _plan(
         snapshot, tables, outcomes, targets, settings
     )
+    report.warnings = settings.ownership.marker_warnings(tables)
     if not check and report.plan:
         _apply_and_read_back(report, router, tables, targets, settings)
     moment = now()

@@ -36,6 +36,7 @@ class JobSettings:
     router_timeout: float
     comment_prefix: str
     reserved_cidrs: tuple[str, ...]
+    no_default_reserved: bool = False
     cluster_name: str
     wan_interface_list: str | None
     gateway_cidrs: tuple[str, ...]

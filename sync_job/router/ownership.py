@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sync_job.router.tables import Table
@@ -105,6 +105,19 @@ class Ownership:
         """Whether the objects written for `policy` would be recognised as owned on the next
         read; a policy named `marker…` could not be (its rules look like the marker)."""
         return is_object_name(policy) and not policy.startswith(MARKER_NAME)
+
+    def marker_warnings(self, tables: Mapping[Table, Sequence[Mapping[str, str]]]) -> list[str]:
+        """What looks wrong about a (single) marker that is still usable: a chain other than
+        `forward`, where RouterOS filters the dst-NATed traffic the rules are for."""
+        markers = [r for r in tables.get(Table.FILTER, ()) if self.is_marker(Table.FILTER, r)]
+        if len(markers) != 1 or markers[0].get("chain") == "forward":
+            return []
+        marker = markers[0]
+        return [
+            f"the marker rule {marker.get('.id')} ({self.marker_comment}) is in chain "
+            f"{marker.get('chain')!r}, not 'forward': dst-NATed traffic is accepted or dropped "
+            "in forward, so the rules placed above the marker may never match it"
+        ]
 
     def identity(self, table: Table, fields: Mapping[str, str]) -> str:
         """The key two objects share when they are the same object to the tool."""
