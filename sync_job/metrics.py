@@ -28,11 +28,18 @@ _HELP = {
     f"{PREFIX}_policies": "Annotated policies by the reason of their Ready condition.",
     f"{PREFIX}_router_changes": "Router objects changed by the last run, by action.",
     f"{PREFIX}_router_requests": "Requests the last run sent to the router, by HTTP method.",
+    f"{PREFIX}_router_objects_not_kept": "Objects the router did not keep after the last run "
+    "wrote them (read back).",
+    f"{PREFIX}_router_info": "1, labelled with the RouterOS version and board the last writing "
+    "run found.",
 }
 
 
 def _line(name: str, value: float, labels: Mapping[str, str] | None = None) -> str:
-    shown = ",".join(f'{k}="{v}"' for k, v in sorted((labels or {}).items()))
+    def escaped(value: str) -> str:  # the text format's label escaping
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    shown = ",".join(f'{k}="{escaped(v)}"' for k, v in sorted((labels or {}).items()))
     return f"{name}{{{shown}}} {value:g}" if shown else f"{name} {value:g}"
 
 
@@ -71,6 +78,15 @@ def exposition(
             samples[f"{PREFIX}_router_changes"].append(
                 _line(f"{PREFIX}_router_changes", count, {"action": action.value})
             )
+        samples[f"{PREFIX}_router_objects_not_kept"].append(
+            _line(f"{PREFIX}_router_objects_not_kept", len(report.not_kept))
+        )
+        if report.router_system is not None:
+            labels = {
+                "version": report.router_system.get("version", ""),
+                "board": report.router_system.get("board-name", ""),
+            }
+            samples[f"{PREFIX}_router_info"].append(_line(f"{PREFIX}_router_info", 1, labels))
     for method, count in sorted(router_requests.items()):
         samples[f"{PREFIX}_router_requests"].append(
             _line(f"{PREFIX}_router_requests", count, {"method": method})

@@ -47,6 +47,7 @@ def to_json(report: RunReport, *, check: bool) -> str:
         # only when there is one, so a plan without warnings reads as before
         **({"warnings": list(report.warnings)} if report.warnings else {}),
         "router": {
+            "system": report.router_system,
             "summary": {action.value: counts[action] for action in Action},
             "changes": [_change_json(change) for change in report.plan.changes],
         },

@@ -30,6 +30,8 @@ class RunReport:
     kube_errors: list[str] = field(default_factory=list)
     # what the router did not keep after this run wrote it (the read-back check)
     not_kept: list[str] = field(default_factory=list)
+    # the router's /system/resource (version, board-name), read on runs that write
+    router_system: dict[str, str] | None = None
 
     @property
     def drift(self) -> bool:

@@ -22,6 +22,7 @@ from sync_job.router.client import RouterReader, RouterWriter
 from sync_job.router.ownership import Ownership
 from sync_job.router.plan import Plan
 from sync_job.router.planner import MarkerError, Tables, plan_router
+from sync_job.router.system import check_supported
 from sync_job.router.tables import Table
 from sync_job.source.cilium import DEFAULT_RESERVED
 from sync_job.source.evaluate import evaluate, released_addresses
@@ -107,6 +108,8 @@ def _apply_and_read_back(
     an accept rule left out of place is deleted (`sync_job.router.verify`)."""
     if not isinstance(router, RouterWriter):
         raise TypeError("applying a plan needs a RouterWriter")
+    report.router_system = router.system_resource()
+    check_supported(report.router_system)  # before any write
     frozen = {outcome.name for outcome in report.outcomes if not outcome.ready}
     report.applied = applied = apply(report.plan, router)
     failed = applied.failed_policies

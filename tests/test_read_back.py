@@ -13,8 +13,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from sync_job.metrics import exposition
+from sync_job.render import to_json, to_text
 from sync_job.report import RunReport
 from sync_job.router.client import RouterSettings, RouterWriter, make_http_client
+from sync_job.router.system import RouterTooOld
 from sync_job.run import SyncSettings, run_once
 from sync_job.source.snapshot import ANNOTATION, ClusterSnapshot, pod_from_raw, service_from_raw
 from sync_job.testing.emulator import RouterOSEmulator
@@ -106,8 +111,9 @@ def test_a_run_that_wrote_nothing_reads_nothing_extra_and_one_that_wrote_reads_b
     seed_router(emulator)
     first = run(emulator, cluster())
     assert not first.failed and not first.not_kept
-    # first run: 3 reads, 5 creates (1 entry, 2 filter rules, 2 NAT rules), 3 read-backs
-    assert sum(n for k, n in requests(emulator).items() if k.startswith("GET")) == 6
+    # first run: 3 reads, /system/resource, 5 creates (1 entry, 2 filter rules, 2 NAT rules),
+    # 3 read-backs
+    assert sum(n for k, n in requests(emulator).items() if k.startswith("GET")) == 7
     emulator.reset_counts()
     assert not run(emulator, cluster()).plan
     assert requests(emulator) == Counter(
@@ -118,7 +124,7 @@ def test_a_run_that_wrote_nothing_reads_nothing_extra_and_one_that_wrote_reads_b
     assert not changed.failed
     assert requests(emulator) == Counter(
         {f"GET {FILTER}": 1, f"GET {NAT}": 1, "GET ip/firewall/address-list": 2,
-         "PUT ip/firewall/address-list": 1}
+         "GET system/resource": 1, "PUT ip/firewall/address-list": 1}
     )  # fmt: skip
 
 
@@ -160,3 +166,41 @@ def test_an_accept_rule_left_out_of_place_is_deleted_and_reported() -> None:
     comments = [r.get("comment", "") for r in emulator.rows(FILTER)]
     at = comments.index("router-policy-sync::marker")
     assert comments[at - 2 : at] == ["router-policy-sync::web::tcp", "router-policy-sync::web::udp"]
+
+
+def test_a_router_older_than_7_1_is_refused_before_any_write() -> None:
+    emulator = RouterOSEmulator("admin", PASSWORD)
+    seed_router(emulator)
+    emulator.system_resource = {"version": "6.49.10 (long-term)", "board-name": "RB4011"}
+    with pytest.raises(RouterTooOld, match=r"RouterOS '6.49.10 \(long-term\)'.*7.1 or later"):
+        run(emulator, cluster())
+    assert {method for method, _ in emulator.requests} == {"GET"}
+
+
+def test_the_router_version_is_read_once_on_a_writing_run_and_shown() -> None:
+    emulator = RouterOSEmulator("admin", PASSWORD)
+    seed_router(emulator)
+    report = run(emulator, cluster())
+    assert report.router_system == {"version": "7.23.7 (long-term)", "board-name": "CHR"}
+    assert requests(emulator)["GET system/resource"] == 1
+    assert json.loads(to_json(report, check=False))["router"]["system"]["board-name"] == "CHR"
+    text = exposition(
+        report, success=True, finished=1.0, duration=1.0, router_requests={}, last_success=None
+    )
+    assert 'router_policy_sync_router_info{board="CHR",version="7.23.7 (long-term)"} 1' in text
+    assert "router_policy_sync_router_objects_not_kept 0" in text
+    emulator.reset_counts()
+    noop = run(emulator, cluster())
+    assert noop.router_system is None and requests(emulator)["GET system/resource"] == 0
+
+
+def test_objects_not_kept_are_counted_in_the_metrics() -> None:
+    emulator = KeepsOldNatAddress("admin", PASSWORD)
+    seed_router(emulator)
+    run(emulator, cluster())
+    report = run(emulator, cluster(ip="198.51.100.20"))
+    text = exposition(
+        report, success=False, finished=1.0, duration=1.0, router_requests={}, last_success=None
+    )
+    assert "router_policy_sync_router_objects_not_kept 2" in text
+    assert "Not kept by the router" in to_text(report, check=False)

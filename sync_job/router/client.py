@@ -335,6 +335,13 @@ class RouterReader:
             raise
         return _row(row, "GET", path)
 
+    def system_resource(self) -> dict[str, str]:
+        """The router's RouterOS version and board (`/system/resource`)."""
+        body = self._read("system/resource", {".proplist": "version,board-name"})
+        if not isinstance(body, dict):
+            raise RouterError("GET", "system/resource", None, "the reply is not an object")
+        return {str(k): str(v) for k, v in body.items()}
+
     def read_tables(self) -> dict[Table, list[dict[str, str]]]:
         """Every table, each row's `.id` checked: a plan only ever targets ids read here."""
         tables = {table: self.rows(table) for table in Table}

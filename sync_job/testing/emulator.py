@@ -501,6 +501,10 @@ class RouterOSEmulator:
         self, username: str = "admin", password: str = "", *, fasttrack_dummy: bool = False
     ) -> None:
         self._credentials = f"{username}:{password}".encode()
+        # `/system/resource` as a CHR answers it (docs/routeros-rest.md: LAB-HA read
+        # `"7.23.7 (long-term)"`); tests set another version to play an older router.
+        self.system_resource = {"version": "7.23.7 (long-term)", "board-name": "CHR",
+                                "architecture-name": "x86_64"}  # fmt: skip
         self._lock = threading.RLock()
         self._tables: dict[str, list[Row]] = {table: [] for table in TABLES}
         # Enabled address-list entries per list table: (list, address) -> their `.id`s (seed()
@@ -607,6 +611,9 @@ class RouterOSEmulator:
             raise _RestError(401)
         if method not in ("GET", "PUT", "PATCH", "DELETE", "POST"):
             raise _RestError(501)
+        if path.rstrip("/") == "/rest/system/resource" and method == "GET":
+            names = _names(".proplist", query[".proplist"]) if ".proplist" in query else None
+            return 200, _project(dict(self.system_resource), names)
         table, tail = _route(path)
         if len(tail) > 1:
             raise _no_such(tail[1])

@@ -174,6 +174,7 @@ def test_json_document_of_a_check_run() -> None:
         "drift": True,
         "marker_error": None,
         "router": {
+            "system": None,
             "summary": {"create": 1, "update": 1, "move": 0, "delete": 1},
             "changes": [
                 {
