@@ -50,6 +50,10 @@ class Router:
         path = request.url.path.removeprefix("/rest/")
         body = json.loads(request.content) if request.content else None
         self.sent.append((request.method, path, body))
+        if request.method == "GET" and path == "system/resource":
+            return httpx.Response(200, json={"version": "7.23.7 (long-term)", "board-name": "CHR"})
+        if request.method == "GET" and path == "system/resource":
+            return httpx.Response(200, json={"version": "7.16.2 (stable)", "board-name": "CHR"})
         if request.method == "GET":
             table = path.split("/*")[0]
             rows = self.tables.get(table, [])
