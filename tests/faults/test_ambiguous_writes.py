@@ -56,7 +56,7 @@ def test_an_ambiguous_create_is_re_read_before_deciding(
     faults.on_request(1, fault, methods=WRITE_METHODS)
     recorder = Recorder(emulator.transport())
     report = run(emulator, one_entry(), transport=recorder)
-    calls = recorder.calls[3:]  # after the three table reads
+    calls = recorder.calls[4:]  # after the three table reads and /system/resource
     about = [c for c in calls if c.target == "router-policy-sync::solo 203.0.113.7"]
     assert [c.method for c in about] == expected_calls
     assert calls[: len(expected_calls)] == about  # nothing else in between
