@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 GROUP = "router-policy-sync.homelab-helper.benfiola.com"
 ROUTER_POLICIES = f"/apis/{GROUP}/v1/routerpolicies"
 CILIUM_POLICIES = "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies"
+# Cilium serves CiliumCIDRGroup as v2 since 1.18; 1.15 to 1.17 serve only v2alpha1.
+CIDR_GROUPS = "/apis/cilium.io/v2/ciliumcidrgroups"
+CIDR_GROUPS_V2ALPHA1 = "/apis/cilium.io/v2alpha1/ciliumcidrgroups"
 PODS = "/api/v1/pods"
 SERVICES = "/api/v1/services"
 NAMESPACES = "/api/v1/namespaces"
@@ -234,6 +237,8 @@ class KubeClient:
                     )  # fmt: skip
                     kept, token, paged = [], None, False
                     continue
+                if error.status == 404:
+                    raise NotServed(f"cannot list {what}: {error}") from None
                 raise SourceError(f"cannot list {what}: {error}") from None
             try:
                 items, token = _page(data, null_is_empty=metadata_only)
@@ -264,6 +269,10 @@ class KubeClient:
 
 def _same(item: Any) -> Any:
     return item
+
+
+class NotServed(SourceError):
+    """A list answered 404: the API server does not serve that resource (its CRD is absent)."""
 
 
 class KubeRequestFailed(Exception):

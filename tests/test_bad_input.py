@@ -375,7 +375,7 @@ CASES = [
         policy(ingress=[{"fromCIDRSet": [{"cidrGroupRef": "home"}]}]),
         OWNER,
         "fromCIDRSet[0].cidrGroupRef",
-        "is not supported",
+        "names no CiliumCIDRGroup",
     ),
     v(
         "fromCIDRSet-except",

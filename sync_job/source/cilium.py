@@ -1,22 +1,31 @@
-"""Reading one CiliumClusterwideNetworkPolicy: its allowed single-address sources and its selectors.
+"""Reading one CiliumClusterwideNetworkPolicy: its allowed sources and its selectors.
 
 Owns the policy-level contract: the rules are `spec` plus every `specs[]` entry; sources are the
-IPv4 /32s of `fromCIDR` and `fromCIDRSet[].cidr` in the `ingress` rules, minus whatever any
-`ingressDeny` rule covers (deny wins, as in Cilium). Anything the router could not mirror exactly
-raises ValidationFailed naming the field at fault. Pod selection lives in
-`sync_job.source.selectors`.
+IPv4 /32s (with `--allow-source-ranges`, any IPv4 prefix up to /8 wide) of `fromCIDR` and of
+`fromCIDRSet[]` in the `ingress` rules: its `cidr`, or the `spec.externalCIDRs` of the
+CiliumCIDRGroup its `cidrGroupRef` names or of every group its `cidrGroupSelector` matches, minus
+its `except` prefixes, minus whatever any `ingressDeny` rule covers (deny wins, as in Cilium).
+Anything the router could not mirror exactly raises ValidationFailed naming the field at fault.
+Pod selection lives in `sync_job.source.selectors`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from sync_job.model import PolicyError, Reason
-from sync_job.source.selectors import EndpointSelector, field_error, parse_selector
-from sync_job.source.snapshot import is_ipv4
+from sync_job.source.selectors import (
+    OPERATORS,
+    EndpointSelector,
+    Requirement,
+    field_error,
+    parse_selector,
+)
+from sync_job.source.snapshot import CidrGroup, is_ipv4
 
 KIND = "CiliumClusterwideNetworkPolicy"
 DEFAULT_RESERVED: tuple[ipaddress.IPv4Network, ...] = tuple(
@@ -26,7 +35,14 @@ DEFAULT_RESERVED: tuple[ipaddress.IPv4Network, ...] = tuple(
 WORLD_ENTITIES = frozenset({"world", "world-ipv4", "all"})
 EVERYWHERE = ipaddress.IPv4Network("0.0.0.0/0")
 
+# The widest prefix --allow-source-ranges accepts: a /8 is the largest block a registry hands out
+# (IANA IPv4 address space registry), so anything wider is a typo, not a provider's range.
+WIDEST_RANGE = 8
+GROUP_KIND = "CiliumCIDRGroup"
+NO_GROUPS: Mapping[str, CidrGroup] = MappingProxyType({})
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPv4 = ipaddress.IPv4Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +79,7 @@ class PolicySpec:
     sources: tuple[str, ...]
     selectors: tuple[EndpointSelector, ...]
     ingress: tuple[IngressRule, ...] = ()
+    groups: tuple[str, ...] = ()  # the CiliumCIDRGroups its allow rules take sources from
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,49 +89,110 @@ class _Deny:
     network: Network
     excepted: tuple[Network, ...] = ()
 
-    def covers(self, address: ipaddress.IPv4Address) -> bool:
-        return address in self.network and not any(address in e for e in self.excepted)
+    def remove_from(self, nets: list[IPv4]) -> list[IPv4]:
+        """`nets` minus this peer: (nets - network) + (nets & network & each except)."""
+        if not isinstance(self.network, ipaddress.IPv4Network):
+            return nets
+        denied = _intersect(nets, self.network)
+        back = [
+            n
+            for e in self.excepted
+            if isinstance(e, ipaddress.IPv4Network)
+            for n in _intersect(denied, e)
+        ]
+        return _subtract(nets, self.network) + back
+
+
+def _subtract(nets: list[IPv4], cut: IPv4) -> list[IPv4]:
+    found: list[IPv4] = []
+    for net in nets:
+        if not net.overlaps(cut):
+            found.append(net)
+        elif not net.subnet_of(cut):
+            found.extend(net.address_exclude(cut))
+    return found
+
+
+def _intersect(nets: list[IPv4], other: IPv4) -> list[IPv4]:
+    return [net if net.subnet_of(other) else other for net in nets if net.overlaps(other)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What validating one policy's sources needs besides the policy itself."""
+
+    owner: str
+    reserved: Sequence[ipaddress.IPv4Network]
+    groups: Mapping[str, CidrGroup] | None
+    allow_ranges: bool
 
 
 def parse_policy(
-    raw: Mapping[str, Any], reserved: Sequence[ipaddress.IPv4Network] = DEFAULT_RESERVED
+    raw: Mapping[str, Any],
+    reserved: Sequence[ipaddress.IPv4Network] = DEFAULT_RESERVED,
+    *,
+    groups: Mapping[str, CidrGroup] | None = NO_GROUPS,
+    allow_ranges: bool = False,
 ) -> PolicySpec:
-    """Validate a raw CCNP and extract its sources and pod selectors; raises PolicyError."""
+    """Validate a raw CCNP and extract its sources and pod selectors; raises PolicyError.
+
+    `groups` are the CiliumCIDRGroups by name (None: their CRD is not installed); with
+    `allow_ranges` (`--allow-source-ranges`) a source may be any IPv4 prefix, not only a /32.
+    """
     metadata = raw.get("metadata") if isinstance(raw, Mapping) else None
     metadata = metadata if isinstance(metadata, Mapping) else {}
     name = metadata.get("name")
     name = name if isinstance(name, str) and name else "<unnamed>"
     owner = f"{KIND} {name}"
-    found: list[tuple[str, EndpointSelector | None, set[ipaddress.IPv4Address], Any]] = []
+    context = _Context(owner, reserved, groups, allow_ranges)
+    found: list[tuple[str, EndpointSelector | None, list[IPv4], Any]] = []
     denies: list[_Deny] = []
     selectors: list[EndpointSelector] = []
+    used: list[str] = []
     for path, rule in _rules(raw, owner):
         selector = _rule_selector(rule, path, owner)
         if selector is not None and selector not in selectors:
             selectors.append(selector)
-        for entry_path, hosts, ports in _allowed(
-            rule.get("ingress"), f"{path}.ingress", owner, reserved
+        for entry_path, nets, ports in _allowed(
+            rule.get("ingress"), f"{path}.ingress", context, used
         ):
-            found.append((entry_path, selector, hosts, ports))
-        denies.extend(_denied(rule.get("ingressDeny"), f"{path}.ingressDeny", owner))
+            found.append((entry_path, selector, nets, ports))
+        denies.extend(_denied(rule.get("ingressDeny"), f"{path}.ingressDeny", context))
 
-    def kept(hosts: set[ipaddress.IPv4Address]) -> list[ipaddress.IPv4Address]:
-        return sorted(a for a in hosts if not any(d.covers(a) for d in denies))
+    def kept(nets: list[IPv4]) -> list[IPv4]:
+        for deny in denies:
+            nets = deny.remove_from(nets)
+        return _tidy(nets, allow_ranges)
 
     ingress = tuple(
-        IngressRule(path, selector, tuple(str(a) for a in kept(hosts)), ports)
-        for path, selector, hosts, ports in found
+        IngressRule(path, selector, tuple(source_text(n) for n in kept(nets)), ports)
+        for path, selector, nets, ports in found
     )
-    sources = kept(set().union(*(hosts for _, _, hosts, _ in found)))
+    sources = kept([n for _, _, nets, _ in found for n in nets])
     uid, generation = metadata.get("uid"), metadata.get("generation")
     return PolicySpec(
         name=name,
         uid=uid if isinstance(uid, str) else "",
         generation=generation if type(generation) is int else 0,
-        sources=tuple(str(a) for a in sources),
+        sources=tuple(source_text(n) for n in sources),
         selectors=tuple(selectors),
         ingress=ingress,
+        groups=tuple(dict.fromkeys(used)),
     )
+
+
+def source_text(network: ipaddress.IPv4Network) -> str:
+    """A source as an address-list entry: a bare address for a /32 (as RouterOS stores it,
+    docs/routeros-lab-cases.md cases 9 and 30), else network address and prefix (case 3)."""
+    return str(network.network_address) if network.prefixlen == 32 else str(network)
+
+
+def _tidy(nets: list[IPv4], allow_ranges: bool) -> list[IPv4]:
+    """Sorted and without duplicates; with ranges allowed, the smallest covering set of prefixes
+    (without, every source is a /32 and stays one entry)."""
+    if allow_ranges:
+        return list(ipaddress.collapse_addresses(nets))
+    return sorted(set(nets))
 
 
 def _rules(raw: Any, owner: str) -> list[tuple[str, Mapping[str, Any]]]:
@@ -174,48 +252,128 @@ def _peer_rules(value: Any, path: str, owner: str) -> list[tuple[str, Mapping[st
 def _cidr_sets(
     rule: Mapping[str, Any], path: str, owner: str
 ) -> list[tuple[str, Mapping[str, Any]]]:
-    """`fromCIDRSet` entries, rejecting `cidrGroupRef` (its addresses live in another object)."""
+    """`fromCIDRSet` entries, each a mapping with a cidr, a cidrGroupRef or a cidrGroupSelector."""
     entries = []
     for i, entry in enumerate(_list(rule.get("fromCIDRSet"), f"{path}.fromCIDRSet", owner)):
         entry_path = f"{path}.fromCIDRSet[{i}]"
         if not isinstance(entry, Mapping):
             raise field_error(owner, entry_path, entry, "is not a mapping with a cidr")
-        if entry.get("cidrGroupRef") is not None:
+        if all(entry.get(k) is None for k in ("cidr", "cidrGroupRef", "cidrGroupSelector")):
             raise field_error(
-                owner,
-                f"{entry_path}.cidrGroupRef",
-                entry["cidrGroupRef"],
-                "is not supported: list the addresses in fromCIDR",
+                owner, entry_path, entry, "has neither cidr nor cidrGroupRef nor cidrGroupSelector"
             )
-        if entry.get("cidr") is None:
-            raise field_error(owner, entry_path, entry, "has neither cidr nor cidrGroupRef")
         entries.append((entry_path, entry))
     return entries
 
 
+def _set_cidrs(
+    entry: Mapping[str, Any], path: str, context: _Context
+) -> list[tuple[str, Any, str | None]]:
+    """(field path, raw CIDR, group name or None) of what one fromCIDRSet entry names: its
+    `cidr`, or the `spec.externalCIDRs` of the group it references or every group it selects."""
+    owner = context.owner
+    if entry.get("cidr") is not None:
+        return [(f"{path}.cidr", entry["cidr"], None)]
+    field = "cidrGroupRef" if entry.get("cidrGroupRef") is not None else "cidrGroupSelector"
+    value = entry[field]
+    if context.groups is None:
+        raise field_error(
+            owner,
+            f"{path}.{field}",
+            value,
+            f"references {GROUP_KIND}s, but the {GROUP_KIND} CRD (ciliumcidrgroups.cilium.io) "
+            "is not installed in the cluster",
+        )
+    if field == "cidrGroupRef":
+        if not isinstance(value, str) or not value:
+            raise field_error(owner, f"{path}.{field}", value, "is not a group name")
+        group = context.groups.get(value)
+        if group is None:
+            raise field_error(
+                owner, f"{path}.{field}", value, f"names no {GROUP_KIND}: there is no group {value}"
+            )
+        chosen = [group]
+    else:
+        wanted = _label_selector(value, f"{path}.{field}", owner)
+        chosen = [g for _, g in sorted(context.groups.items()) if wanted(g.labels)]
+    found: list[tuple[str, Any, str | None]] = []
+    for group in chosen:
+        where = f"{path}.{field} ({GROUP_KIND} {group.name}) spec.externalCIDRs"
+        cidrs = group.cidrs
+        if cidrs is not None and not isinstance(cidrs, list):
+            raise field_error(owner, where, cidrs, "is not a list")
+        found.extend((f"{where}[{i}]", cidr, group.name) for i, cidr in enumerate(cidrs or []))
+    return found
+
+
+def _label_selector(raw: Any, path: str, owner: str) -> Callable[[Mapping[str, str]], bool]:
+    """A Kubernetes label selector (matchLabels and matchExpressions, keys taken literally, as the
+    API server matches labels): a predicate on a group's labels. `{}` matches every group."""
+    if not isinstance(raw, Mapping):
+        raise field_error(owner, path, raw, "is not a label selector (a mapping)")
+    requirements: list[Requirement] = []
+    labels = raw.get("matchLabels")
+    if labels is not None:
+        if not isinstance(labels, Mapping):
+            raise field_error(owner, f"{path}.matchLabels", labels, "is not a mapping")
+        for key, value in labels.items():
+            if not isinstance(value, str):
+                raise field_error(owner, f"{path}.matchLabels.{key}", value, "is not a string")
+            requirements.append(Requirement(str(key), "In", (value,)))
+    for i, expression in enumerate(
+        _list(raw.get("matchExpressions"), f"{path}.matchExpressions", owner)
+    ):
+        where = f"{path}.matchExpressions[{i}]"
+        if not isinstance(expression, Mapping):
+            raise field_error(owner, where, expression, "is not a mapping")
+        key, operator = expression.get("key"), expression.get("operator")
+        values = _list(expression.get("values"), f"{where}.values", owner)
+        if not isinstance(key, str) or not key:
+            raise field_error(owner, f"{where}.key", key, "is not a non-empty label key")
+        if operator not in OPERATORS:
+            raise field_error(owner, f"{where}.operator", operator, f"is not one of {OPERATORS}")
+        if not all(isinstance(v, str) for v in values):
+            raise field_error(owner, f"{where}.values", values, "are not all strings")
+        if (operator in ("In", "NotIn")) != bool(values):
+            raise field_error(owner, f"{where}.values", values, f"do not fit {operator}")
+        requirements.append(Requirement(key, operator, tuple(values)))
+    return lambda group_labels: all(r.matches(group_labels) for r in requirements)
+
+
 def _allowed(
-    ingress: Any, path: str, owner: str, reserved: Sequence[ipaddress.IPv4Network]
-) -> list[tuple[str, set[ipaddress.IPv4Address], tuple[PortRule, ...] | None]]:
-    """Each `ingress` entry with its /32 sources and its ports; anything else in fromCIDR or
-    fromCIDRSet is an error. Entries without CIDR sources bring nothing to the router."""
+    ingress: Any, path: str, context: _Context, used: list[str]
+) -> list[tuple[str, list[IPv4], tuple[PortRule, ...] | None]]:
+    """Each `ingress` entry with its sources and its ports; a source the router cannot mirror is
+    an error. Entries without CIDR sources bring nothing to the router. The names of the groups
+    the entries take sources from are appended to `used`."""
+    owner = context.owner
     found = []
     for rule_path, rule in _peer_rules(ingress, path, owner):
-        hosts = set()
+        nets: list[IPv4] = []
         cidrs = _list(rule.get("fromCIDR"), f"{rule_path}.fromCIDR", owner)
         for i, value in enumerate(cidrs):
-            hosts.add(_single_host(value, f"{rule_path}.fromCIDR[{i}]", owner, reserved))
+            nets.append(_source(value, f"{rule_path}.fromCIDR[{i}]", context))
         for entry_path, entry in _cidr_sets(rule, rule_path, owner):
-            hosts.add(_single_host(entry["cidr"], f"{entry_path}.cidr", owner, reserved))
-            if entry.get("except") not in (None, []):
+            named = _set_cidrs(entry, entry_path, context)
+            used.extend(group for _, _, group in named if group is not None)
+            entry_nets = [_source(value, where, context) for where, value, _ in named]
+            excepts = _list(entry.get("except"), f"{entry_path}.except", owner)
+            if excepts and not context.allow_ranges:
                 raise field_error(
                     owner,
                     f"{entry_path}.except",
                     entry["except"],
-                    "is not supported in an allow rule: list the allowed addresses in fromCIDR",
+                    "is not supported in an allow rule without --allow-source-ranges: list the "
+                    "allowed addresses in fromCIDR",
                 )
-        if hosts:
+            for i, value in enumerate(excepts):
+                cut = _network(value, f"{entry_path}.except[{i}]", owner)
+                if isinstance(cut, ipaddress.IPv4Network):
+                    entry_nets = _subtract(entry_nets, cut)
+            nets.extend(entry_nets)
+        if nets:
             ports = _to_ports(rule.get("toPorts"), f"{rule_path}.toPorts", owner)
-            found.append((rule_path, hosts, ports))
+            found.append((rule_path, nets, ports))
     return found
 
 
@@ -262,20 +420,21 @@ def _port_rule(entry: Any, path: str, owner: str) -> PortRule:
     return PortRule(port, end, proto)
 
 
-def _denied(ingress_deny: Any, path: str, owner: str) -> list[_Deny]:
+def _denied(ingress_deny: Any, path: str, context: _Context) -> list[_Deny]:
     """Every network the `ingressDeny` rules cover (world entities cover everything)."""
+    owner = context.owner
     found = []
     for rule_path, rule in _peer_rules(ingress_deny, path, owner):
         cidrs = _list(rule.get("fromCIDR"), f"{rule_path}.fromCIDR", owner)
         for i, value in enumerate(cidrs):
             found.append(_Deny(_network(value, f"{rule_path}.fromCIDR[{i}]", owner)))
         for entry_path, entry in _cidr_sets(rule, rule_path, owner):
-            network = _network(entry["cidr"], f"{entry_path}.cidr", owner)
             excepts = _list(entry.get("except"), f"{entry_path}.except", owner)
             excepted = tuple(
                 _network(e, f"{entry_path}.except[{i}]", owner) for i, e in enumerate(excepts)
             )
-            found.append(_Deny(network, excepted))
+            for where, value, _ in _set_cidrs(entry, entry_path, context):
+                found.append(_Deny(_network(value, where, owner), excepted))
         entities = _list(rule.get("fromEntities"), f"{rule_path}.fromEntities", owner)
         for i, entity in enumerate(entities):
             if not isinstance(entity, str):
@@ -315,20 +474,41 @@ def _plain_host(value: Any) -> ipaddress.IPv4Address | None:
     return None
 
 
-def _single_host(
-    value: Any, path: str, owner: str, reserved: Sequence[ipaddress.IPv4Network]
-) -> ipaddress.IPv4Address:
+def _source(value: Any, path: str, context: _Context) -> IPv4:
+    """One allowed source: a /32, or with `--allow-source-ranges` an IPv4 prefix no wider than
+    /WIDEST_RANGE; either must stay clear of the reserved ranges."""
+    owner = context.owner
     address = _plain_host(value)
-    if address is None:
-        network = _network(value, path, owner)
-        if network.version == 6:
+    if address is not None:
+        network = ipaddress.IPv4Network(address)
+    else:
+        parsed = _network(value, path, owner)
+        if parsed.version == 6:
+            only = "IPv4 prefixes" if context.allow_ranges else "single IPv4 addresses (/32)"
+            raise field_error(owner, path, value, f"is IPv6: only {only} are supported")
+        network = ipaddress.IPv4Network(parsed)
+    if network.prefixlen == 0:
+        raise field_error(
+            owner,
+            path,
+            value,
+            "is every IPv4 address, which is never synced: only single addresses (/32) or, "
+            f"with --allow-source-ranges, prefixes up to /{WIDEST_RANGE} wide are",
+        )
+    if network.prefixlen != 32:
+        if not context.allow_ranges:
             raise field_error(
-                owner, path, value, "is IPv6: only single IPv4 addresses (/32) are supported"
+                owner,
+                path,
+                value,
+                "is not a single IPv4 address (/32): pass --allow-source-ranges to sync ranges",
             )
-        if network.prefixlen != 32:
-            raise field_error(owner, path, value, "is not a single IPv4 address (/32)")
-        address = ipaddress.IPv4Address(network.network_address)
-    for block in reserved:
-        if address in block:
-            raise field_error(owner, path, value, f"is in the reserved range {block}")
-    return address
+        if network.prefixlen < WIDEST_RANGE:
+            raise field_error(
+                owner, path, value, f"is wider than /{WIDEST_RANGE}, the widest range synced"
+            )
+    for block in context.reserved:
+        if network.overlaps(block):
+            relation = "is in" if network.subnet_of(block) else "overlaps"
+            raise field_error(owner, path, value, f"{relation} the reserved range {block}")
+    return network

@@ -22,6 +22,8 @@ from dataclasses import replace
 from typing import Any
 
 from sync_job.kubeapi import (
+    CIDR_GROUPS,
+    CIDR_GROUPS_V2ALPHA1,
     CILIUM_POLICIES,
     LIVE_PODS,
     NAMESPACES,
@@ -29,11 +31,14 @@ from sync_job.kubeapi import (
     ROUTER_POLICIES,
     SERVICES,
     KubeClient,
+    NotServed,
 )
 from sync_job.source.selectors import SERVICE_ACCOUNT_KEY
 from sync_job.source.snapshot import (
+    CidrGroup,
     ClusterSnapshot,
     Pod,
+    cidr_group_from_raw,
     is_annotated,
     pod_from_raw,
     service_from_raw,
@@ -52,6 +57,26 @@ def _mentions_service_account(policies: Sequence[Mapping[str, Any]]) -> bool:
         SERVICE_ACCOUNT_KEY in text or '"toPorts"' in text
         for text in (json.dumps([policy.get("spec"), policy.get("specs")]) for policy in policies)
     )
+
+
+def _references_groups(policies: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether any policy's rules mention `cidrGroupRef` or `cidrGroupSelector` (as text, like
+    `_mentions_service_account`): only then are CiliumCIDRGroups read."""
+    return any(
+        '"cidrGroup' in json.dumps([policy.get("spec"), policy.get("specs")]) for policy in policies
+    )
+
+
+def read_cidr_groups(kube: KubeClient) -> dict[str, CidrGroup] | None:
+    """Every CiliumCIDRGroup by name, from `v2`, else `v2alpha1` (all Cilium 1.15 to 1.17
+    serve); None when neither is served (the CRD is not installed)."""
+    for path in (CIDR_GROUPS, CIDR_GROUPS_V2ALPHA1):
+        try:
+            groups = kube.collect(path, "CiliumCIDRGroups", cidr_group_from_raw)
+        except NotServed:
+            continue
+        return {group.name: group for group in groups}
+    return None
 
 
 def _running_pod(raw: Any) -> Pod:
@@ -73,8 +98,10 @@ def _namespace_labels(namespace: Any) -> tuple[str, dict[str, str]]:
 
 
 def read_snapshot(kube: KubeClient) -> ClusterSnapshot:
-    """The cluster as one pass needs it: five lists, whatever the number of policies."""
+    """The cluster as one pass needs it: five lists, whatever the number of policies, and a sixth
+    (CiliumCIDRGroups) when a policy references groups."""
     policies = kube.collect(CILIUM_POLICIES, "CiliumClusterwideNetworkPolicies", _annotated)
+    groups = read_cidr_groups(kube) if _references_groups(policies) else {}
     router_policies = dict(kube.collect(ROUTER_POLICIES, "RouterPolicies", _named))
     pod_query = {"fieldSelector": LIVE_PODS}
     need_specs = _mentions_service_account(policies)
@@ -89,4 +116,5 @@ def read_snapshot(kube: KubeClient) -> ClusterSnapshot:
         services=services,
         namespace_labels=namespace_labels,
         router_policies=router_policies,
+        cidr_groups=groups,
     )

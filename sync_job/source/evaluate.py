@@ -92,8 +92,10 @@ def evaluate(
     reserved: Sequence[ipaddress.IPv4Network] = DEFAULT_RESERVED,
     cluster_name: str = "default",
     gateway_ranges: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+    allow_source_ranges: bool = False,
 ) -> tuple[list[PolicyOutcome], list[PolicyTarget]]:
-    """Validate and discover every annotated policy; one policy's failure never stops another."""
+    """Validate and discover every annotated policy; one policy's failure never stops another.
+    `allow_source_ranges` (`--allow-source-ranges`) lets a source be an IPv4 prefix."""
     pods = PodIndex(snapshot.pods, snapshot.namespace_labels, cluster_name)
     services = ServiceIndex(snapshot.services)
     outcomes: list[PolicyOutcome] = []
@@ -106,7 +108,12 @@ def evaluate(
         generation = generation if isinstance(generation, int) else 0
         try:
             _check_name(meta.get("name"), names[name])
-            spec = parse_policy(raw, tuple(reserved))
+            spec = parse_policy(
+                raw,
+                tuple(reserved),
+                groups=snapshot.cidr_groups,
+                allow_ranges=allow_source_ranges,
+            )
             gateway_ref = _gateway_ref(raw, f"{KIND} {name}")
             found = discover(
                 spec, pods, services, gateway_ref=gateway_ref, gateway_ranges=gateway_ranges
@@ -117,6 +124,8 @@ def evaluate(
             outcomes.append(PolicyOutcome(name, error.reason, error.message, generation))
             continue
         notes = list(scoped.notes)
+        if spec.groups:
+            notes.insert(0, f"sources from CiliumCIDRGroup {', '.join(spec.groups)}")
         if gateway_ref is None and open_to_any_namespace(spec):
             notes.append(
                 "a selector names no namespace, so pods and Services of any namespace can take "

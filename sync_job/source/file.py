@@ -1,8 +1,9 @@
 """`--from-file`: a ClusterSnapshot read from YAML instead of the API server.
 
 Accepts multi-document YAML and `kind: List` documents (what `kubectl get ccnp,svc,pod -A -o
-yaml` prints). Kinds other than CiliumClusterwideNetworkPolicy, Service, Pod and Namespace are
-ignored with a log line. Policies need the annotation here too, exactly as in the cluster.
+yaml` prints). Kinds other than CiliumClusterwideNetworkPolicy, CiliumCIDRGroup, Service, Pod and
+Namespace are ignored with a log line. Policies need the annotation here too, exactly as in the
+cluster.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any
 import yaml
 
 from sync_job.errors import SourceError
-from sync_job.source.snapshot import ClusterSnapshot, is_annotated, pod_from_raw, service_from_raw
+from sync_job.source.snapshot import (
+    CidrGroup,
+    ClusterSnapshot,
+    cidr_group_from_raw,
+    is_annotated,
+    pod_from_raw,
+    service_from_raw,
+)
 
 log = logging.getLogger(__name__)
 # libyaml's safe loader when PyYAML was built with it: about 4x faster on large files.
@@ -44,6 +52,7 @@ _MAPPINGS = {
     "Pod": ("metadata", "metadata.labels", "spec", "status"),
     "Service": ("metadata", "spec", "spec.selector", "status", "status.loadBalancer"),
     "Namespace": ("metadata", "metadata.labels"),
+    "CiliumCIDRGroup": ("metadata", "metadata.labels", "spec"),
 }
 
 
@@ -69,6 +78,7 @@ def load_snapshot(path: Path) -> ClusterSnapshot:
         raise SourceError(f"{path} is not valid YAML: {error}") from None
     policies, pods, services = [], [], []
     namespaces: dict[str, dict[str, str]] = {}
+    groups: dict[str, CidrGroup] = {}
     for number, obj in enumerate(_objects(documents, path), start=1):
         kind = obj.get("kind")
         _check_shape(obj, f"{path}: object {number} ({kind})")
@@ -79,9 +89,14 @@ def load_snapshot(path: Path) -> ClusterSnapshot:
             pods.append(pod_from_raw(obj))
         elif kind == "Service":
             services.append(service_from_raw(obj))
+        elif kind == "CiliumCIDRGroup":
+            group = cidr_group_from_raw(obj)
+            groups[group.name] = group
         elif kind == "Namespace":
             meta = obj.get("metadata") or {}
             namespaces[str(meta.get("name"))] = dict(meta.get("labels") or {})
         else:
             log.info("%s: ignoring %s %s", path, kind, (obj.get("metadata") or {}).get("name"))
-    return ClusterSnapshot(policies, pods, services, namespaces, router_policies=None)
+    return ClusterSnapshot(
+        policies, pods, services, namespaces, router_policies=None, cidr_groups=groups
+    )

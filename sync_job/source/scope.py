@@ -5,7 +5,8 @@ Only `ingress` entries of rules whose endpointSelector selects the gateway's pod
 ports it opens (by the Service port's target port, as Cilium matches the pod's port). Entries
 that open different ports cannot share one address list, so they are refused. Sources in
 private or shared address space are left out: they never arrive from the internet, and listing
-them would make the NAT rule capture their own outbound traffic.
+them would make the NAT rule capture their own outbound traffic. A range that lies partly in that
+space is refused, as neither leaving it out nor keeping it would do what its author meant.
 """
 
 from __future__ import annotations
@@ -46,8 +47,22 @@ class Scoped:
 
 
 def is_private(address: str) -> bool:
-    ip = ipaddress.IPv4Address(address)
-    return any(ip in network for network in PRIVATE_SPACE)
+    """Whether a source (an address or a prefix) lies wholly inside private or shared space."""
+    return _in_private(ipaddress.IPv4Network(address))
+
+
+def _in_private(network: ipaddress.IPv4Network) -> bool:
+    return any(network.subnet_of(block) for block in PRIVATE_SPACE)
+
+
+def _outermost(networks: set[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Network]:
+    """Sorted, without the prefixes another one contains (the rules' sources are pooled, never
+    merged: without --allow-source-ranges every entry stays a /32)."""
+    return [n for n in sorted(networks) if not any(o != n and n.subnet_of(o) for o in networks)]
+
+
+def _text(network: ipaddress.IPv4Network) -> str:
+    return str(network.network_address) if network.prefixlen == 32 else str(network)
 
 
 def scope(policy: PolicySpec, found: Discovery, pods: PodIndex) -> Scoped:
@@ -86,9 +101,17 @@ def scope(policy: PolicySpec, found: Discovery, pods: PodIndex) -> Scoped:
             "which one address list cannot express: split them into one policy per set of ports",
         )
     ports, chosen = next(iter(opened.items()), (found.gateway.ports, []))
-    everything = sorted({ipaddress.IPv4Address(a) for r in chosen for a in r.sources})
-    sources = tuple(str(a) for a in everything if not is_private(str(a)))
-    left_out = tuple(str(a) for a in everything if is_private(str(a)))
+    everything = _outermost({ipaddress.IPv4Network(a) for r in chosen for a in r.sources})
+    for network in everything:
+        block = next((b for b in PRIVATE_SPACE if network.overlaps(b)), None)
+        if block is not None and not network.subnet_of(block):
+            raise PolicyError(
+                Reason.VALIDATION_FAILED,
+                f"{owner}: source {network} straddles the private range {block}: private space "
+                "never arrives from the internet, so list only the public part of the range",
+            )
+    sources = tuple(_text(n) for n in everything if not _in_private(n))
+    left_out = tuple(_text(n) for n in everything if _in_private(n))
     if left_out:
         notes.append(
             f"left out {len(left_out)} private source(s) ({', '.join(left_out[:3])}"

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 ANNOTATION = "router-policy-sync.homelab-helper.benfiola.com/sync-with-router"
 # The earlier Go controller's later releases used this group for the same annotations.
 LATER_GROUP = "router-policy-sync.homelab-images.benfiola.com"
+# Either key selects a policy; the contract's key is looked at first.
+ANNOTATIONS = (ANNOTATION, f"{LATER_GROUP}/sync-with-router")
 GATEWAY_ANNOTATION = "router-policy-sync.homelab-helper.benfiola.com/gateway"
 GATEWAY_ANNOTATIONS = (GATEWAY_ANNOTATION, f"{LATER_GROUP}/gateway")
 
@@ -43,14 +45,36 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class CidrGroup:
+    """One CiliumCIDRGroup: its labels (for `cidrGroupSelector`) and its raw
+    `spec.externalCIDRs`, validated where a policy uses them (sync_job.source.cilium)."""
+
+    name: str
+    labels: Mapping[str, str]
+    cidrs: Any
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
-    """What one pass knows of the cluster. `router_policies` is None when read from a file."""
+    """What one pass knows of the cluster. `router_policies` is None when read from a file;
+    `cidr_groups` is None when the CiliumCIDRGroup CRD is not installed."""
 
     policies: Sequence[Mapping[str, Any]]
     pods: Sequence[Pod]
     services: Sequence[Service]
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     router_policies: Mapping[str, Mapping[str, Any]] | None = None
+    cidr_groups: Mapping[str, CidrGroup] | None = field(default_factory=dict)
+
+
+def cidr_group_from_raw(raw: Mapping[str, Any]) -> CidrGroup:
+    meta = raw.get("metadata") or {}
+    spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
+    return CidrGroup(
+        name=str(meta.get("name") or ""),
+        labels=_str_map(meta.get("labels")),
+        cidrs=spec.get("externalCIDRs") if spec else None,
+    )
 
 
 def _str_map(value: Any) -> dict[str, str]:
@@ -120,19 +144,22 @@ _NO = frozenset({"false", "no", "0"})
 
 
 def is_annotated(policy: Mapping[str, Any]) -> bool:
-    """Whether the policy asks to be synced: the annotation is present and does not say no
-    (`false`, `no`, `0`, any case, logged at warning). Empty and any other value say yes."""
+    """Whether the policy asks to be synced: one of `ANNOTATIONS` is present and does not say no
+    (`false`, `no`, `0`, any case, logged at warning). Empty and any other value say yes. The
+    first key present decides; which one it was is logged at debug."""
     meta = policy.get("metadata") or {}
     annotations = meta.get("annotations") or {}
-    if not isinstance(annotations, Mapping) or ANNOTATION not in annotations:
+    if not isinstance(annotations, Mapping):
         return False
-    value = annotations[ANNOTATION]
+    key = next((k for k in ANNOTATIONS if k in annotations), None)
+    if key is None:
+        return False
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    value = annotations[key]
     if isinstance(value, str) and value.strip().lower() in _NO:
         log.warning(
-            "policy %s: annotation %s=%r means no; the policy is not synced",
-            meta.get("name") if isinstance(meta, Mapping) else None,
-            ANNOTATION,
-            value,
+            "policy %s: annotation %s=%r means no; the policy is not synced", name, key, value
         )
         return False
+    log.debug("policy %s: selected by the annotation %s", name, key)
     return True

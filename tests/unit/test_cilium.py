@@ -278,12 +278,14 @@ D0 = f"{S}.ingressDeny[0]"
         ),
         pytest.param(
             ccnp(rule(cidrs("192.0.2.1/32", "10.0.0.0/24"))),
-            f'{I0}.fromCIDR[1] "10.0.0.0/24" is not a single IPv4 address (/32)',
+            f'{I0}.fromCIDR[1] "10.0.0.0/24" is not a single IPv4 address (/32)'
+            ": pass --allow-source-ranges to sync ranges",
             id="fromcidr-range",
         ),
         pytest.param(
             ccnp(rule(cidrs("0.0.0.0/0"))),
-            f'{I0}.fromCIDR[0] "0.0.0.0/0" is not a single IPv4 address (/32)',
+            f'{I0}.fromCIDR[0] "0.0.0.0/0" is every IPv4 address, which is never synced: only '
+            "single addresses (/32) or, with --allow-source-ranges, prefixes up to /8 wide are",
             id="fromcidr-everything",
         ),
         pytest.param(
@@ -341,30 +343,31 @@ D0 = f"{S}.ingressDeny[0]"
         ),
         pytest.param(
             ccnp(rule(cidr_set({"cidr": "10.0.0.0/8"}))),
-            f'{I0}.fromCIDRSet[0].cidr "10.0.0.0/8" is not a single IPv4 address (/32)',
+            f'{I0}.fromCIDRSet[0].cidr "10.0.0.0/8" is not a single IPv4 address (/32)'
+            ": pass --allow-source-ranges to sync ranges",
             id="fromcidrset-range",
         ),
         pytest.param(
             ccnp(rule(cidr_set({"cidrGroupRef": "x"}))),
-            f'{I0}.fromCIDRSet[0].cidrGroupRef "x" is not supported: list the addresses '
-            "in fromCIDR",
+            f'{I0}.fromCIDRSet[0].cidrGroupRef "x" names no CiliumCIDRGroup: there is no group x',
             id="cidrgroupref",
         ),
         pytest.param(
             ccnp(specs=[rule(), rule(cidr_set({"cidrGroupRef": "x"}))]),
-            f'{OWNER}: specs[1].ingress[0].fromCIDRSet[0].cidrGroupRef "x" is not '
-            "supported: list the addresses in fromCIDR",
+            f'{OWNER}: specs[1].ingress[0].fromCIDRSet[0].cidrGroupRef "x" names no '
+            "CiliumCIDRGroup: there is no group x",
             id="cidrgroupref-in-specs",
         ),
         pytest.param(
             ccnp(rule(cidr_set({"except": ["192.0.2.1/32"]}))),
-            f'{I0}.fromCIDRSet[0] {{"except": ["192.0.2.1/32"]}} has neither cidr nor cidrGroupRef',
+            f'{I0}.fromCIDRSet[0] {{"except": ["192.0.2.1/32"]}} has neither cidr nor cidrGroupRef '
+            "nor cidrGroupSelector",
             id="fromcidrset-no-cidr",
         ),
         pytest.param(
             ccnp(rule(cidr_set({"cidr": "192.0.2.1/32", "except": ["192.0.2.1/32"]}))),
             f'{I0}.fromCIDRSet[0].except ["192.0.2.1/32"] is not supported in an allow '
-            "rule: list the allowed addresses in fromCIDR",
+            "rule without --allow-source-ranges: list the allowed addresses in fromCIDR",
             id="allow-except",
         ),
         pytest.param(
@@ -384,8 +387,7 @@ D0 = f"{S}.ingressDeny[0]"
         ),
         pytest.param(
             ccnp(rule(deny=[cidr_set({"cidrGroupRef": "g"})])),
-            f'{D0}.fromCIDRSet[0].cidrGroupRef "g" is not supported: list the addresses '
-            "in fromCIDR",
+            f'{D0}.fromCIDRSet[0].cidrGroupRef "g" names no CiliumCIDRGroup: there is no group g',
             id="deny-cidrgroupref",
         ),
         pytest.param(
