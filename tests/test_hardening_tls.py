@@ -183,3 +183,13 @@ def test_a_malformed_pin_is_a_usage_error(https_router: Router, example: Path, p
     assert result.code == 64
     assert "--mikrotik-cert-sha256" in result.stderr
     assert https_router.emulator.requests == {}
+
+
+def test_a_pin_with_a_plain_http_url_is_a_usage_error(router: Router, example: Path) -> None:
+    result = run_cli(
+        "sync", "--from-file", str(example), "--mikrotik-base-url", router.url,
+        "--mikrotik-cert-sha256", "ab" * 32,
+    )  # fmt: skip
+    assert result.code == 64
+    assert "--mikrotik-cert-sha256 needs an https://" in result.stderr
+    assert router.emulator.requests == {}
