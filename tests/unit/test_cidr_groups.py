@@ -297,3 +297,13 @@ def test_from_file_reads_cidr_groups(tmp_path: Path) -> None:
     assert snapshot.cidr_groups is not None
     assert snapshot.cidr_groups["office"].cidrs == ["203.0.113.7/32", "203.0.113.8/32"]
     assert snapshot.cidr_groups["office"].labels == {"site": "hq"}
+
+
+def test_every_requirement_of_a_group_selector_must_hold() -> None:
+    found = groups(OFFICE, CDN, group_raw("edge-lab", "192.0.2.50/32", site="edge"))
+    chosen = selector(
+        matchLabels={"site": "edge"},
+        matchExpressions=[{"key": "tier", "operator": "In", "values": ["public"]}],
+    )
+    _, message, sources = outcome(ccnp(chosen), found)
+    assert sources == ("198.51.100.77",), message
