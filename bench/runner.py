@@ -131,6 +131,7 @@ def run_job(target: Target, *, check: bool, profile: Path | None = None) -> dict
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "MIKROTIK_"))}
     counts = target.workspace.path / f"api-counts-{uuid.uuid4().hex}.json"
     env |= {"MIKROTIK_PASSWORD": PASSWORD, "PYTHONPATH": str(target.job_root)}
+    env["MIKROTIK_ALLOW_PLAIN_HTTP"] = "1"  # the emulator on 127.0.0.1 speaks plain HTTP
     if target.kube is not None:
         env["PYTHONPATH"] += os.pathsep + str(target.workspace.counter_dir)
         env["RPS_BENCH_API_COUNTS"] = str(counts)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sync_job.errors import RouterError
-from sync_job.model import PolicyOutcome, PolicyTarget
+from sync_job.model import PolicyOutcome, PolicyTarget, Reason
 from sync_job.report import RunReport
 from sync_job.router import verify
 from sync_job.router.apply import apply
@@ -65,6 +65,7 @@ def run_once(
         cluster_name=settings.cluster_name,
         gateway_ranges=settings.gateway_ranges,
     )
+    outcomes, targets = _ownable(outcomes, targets, settings.ownership)
     existing = snapshot.router_policies
     report = RunReport(outcomes, Plan(), reconcile.kube_changes(snapshot.policies, existing))
     report.plan, report.outcomes, report.marker_error = _plan(
@@ -142,6 +143,25 @@ def _apply_and_read_back(
     for item in lost:
         by_policy.setdefault(item.policy, []).append(item.message)
     report.outcomes = [o.not_kept(by_policy.get(o.name, ())) for o in report.outcomes]
+
+
+def _ownable(
+    outcomes: list[PolicyOutcome], targets: list[PolicyTarget], ownership: Ownership
+) -> tuple[list[PolicyOutcome], list[PolicyTarget]]:
+    """A policy whose router objects would read back as foreign (a name starting with the
+    marker's) is refused, or every run would create its objects again."""
+    refused = {t.name for t in targets if not ownership.can_own(t.name)}
+    message = (
+        "CiliumClusterwideNetworkPolicy {}: metadata.name may not start with "
+        f"{ownership.marker_comment.rsplit('::', 1)[1]!r}: its router objects would look like "
+        "the marker rule"
+    )
+    return [
+        replace(o, reason=Reason.VALIDATION_FAILED, message=message.format(o.name),
+                gateway_ip=None, gateway_service=None)
+        if o.name in refused else o
+        for o in outcomes
+    ], [t for t in targets if t.name not in refused]  # fmt: skip
 
 
 def _plan(

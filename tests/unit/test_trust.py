@@ -400,3 +400,29 @@ def test_an_address_the_recorded_gateway_still_shares_is_not_released() -> None:
     failed = [PolicyOutcome("web", Reason.DISCOVERY_FAILED, "pods gone")]
     snapshot = ClusterSnapshot([ccnp()], [], [GATEWAY, shared], router_policies=router_policies)
     assert released_addresses(snapshot, failed) == {"web": {}}
+
+
+def test_a_policy_named_like_the_marker_is_refused_before_planning() -> None:
+    """Its rules' comments would start `router-policy-sync::marker`, which reads back as foreign:
+    every run would create them again."""
+    from datetime import UTC, datetime
+
+    from sync_job.router.client import RouterSettings, RouterWriter, make_http_client
+    from sync_job.run import SyncSettings, run_once
+    from sync_job.testing.emulator import RouterOSEmulator
+
+    emulator = RouterOSEmulator("admin", "pw")
+    emulator.seed("ip/firewall/filter", {"chain": "forward", "action": "passthrough",
+                                          "comment": "router-policy-sync::marker"})  # fmt: skip
+    settings = RouterSettings("https://router.test.invalid/rest", "admin", "pw")
+    snapshot = ClusterSnapshot([ccnp("marker-web"), ccnp("web")], [WEB], [GATEWAY])
+    with make_http_client(settings, transport=emulator.transport()) as http:
+        report = run_once(
+            read_cluster=lambda: snapshot, router=RouterWriter(http, settings), kube=None,
+            settings=SyncSettings(), check=False, now=lambda: datetime(2026, 1, 1, tzinfo=UTC),
+        )  # fmt: skip
+    outcomes = {o.name: o for o in report.outcomes}
+    assert outcomes["marker-web"].reason is Reason.VALIDATION_FAILED
+    assert "may not start with 'marker'" in outcomes["marker-web"].message
+    assert outcomes["web"].reason is Reason.SYNCED
+    assert {c.policy for c in report.plan.changes} == {"web"}
