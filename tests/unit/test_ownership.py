@@ -195,3 +195,44 @@ def test_can_own_only_names_that_read_back_as_owned() -> None:
     assert not OWN.can_own("")
     assert not OWN.can_own("a" * 254)
     assert OWN.can_own("a" * 253)
+
+
+def test_a_single_marker_outside_forward_is_warned_about() -> None:
+    marker = {".id": "*2", "chain": "input", "comment": "router-policy-sync::marker"}
+    assert OWN.marker_warnings({Table.FILTER: [{".id": "*1", "chain": "input"}, marker]}) == [
+        "the marker rule *2 (router-policy-sync::marker) is in chain 'input', not 'forward': "
+        "dst-NATed traffic is accepted or dropped in forward, so the rules placed above the "
+        "marker may never match it"
+    ]
+
+
+def test_no_marker_warning_in_forward_for_none_or_for_two_markers() -> None:
+    marker = {".id": "*2", "chain": "forward", "comment": "router-policy-sync::marker"}
+    assert OWN.marker_warnings({Table.FILTER: [marker]}) == []
+    assert OWN.marker_warnings({}) == []
+    assert OWN.marker_warnings({Table.FILTER: [{"chain": "input", "comment": "x"}]}) == []
+    elsewhere = {**marker, "chain": "input"}
+    assert OWN.marker_warnings({Table.FILTER: [elsewhere, {**elsewhere, ".id": "*3"}]}) == []
+    # a NAT rule with the marker's comment is not the marker
+    assert OWN.marker_warnings({Table.NAT: [elsewhere]}) == []
+
+
+@pytest.mark.parametrize(
+    ("address", "normal"),
+    [
+        ("2001:DB8::1", "2001:db8::1/128"),
+        ("2001:db8:0:0::1/128", "2001:db8::1/128"),
+        ("2001:db8::1/64", "2001:db8::/64"),  # host bits cleared (not strict)
+        ("!2001:db8::1", "!2001:db8::1/128"),
+        ("fe80::1%eth0", "fe80::1%eth0"),  # a zone index is not a stored address
+        ("192.0.2.1-192.0.2.1", "192.0.2.1"),
+        ("192.0.2.0-192.0.2.255", "192.0.2.0/24"),
+        ("192.0.2.1-192.0.2.3", "192.0.2.1-192.0.2.3"),
+        ("192.0.2.9/24", "192.0.2.0/24"),
+        ("!192.0.2.1/32", "!192.0.2.1"),
+        ("192.0.2.1-192.0.2.3-x", "192.0.2.1-192.0.2.3-x"),
+        ("host.example/32", "host.example"),
+    ],
+)
+def test_normalise_address_compares_router_rewrites_equal(address: str, normal: str) -> None:
+    assert normalise_address(address) == normal
