@@ -32,6 +32,7 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures"
 CRD_PATHS = (
     REPO_ROOT / "manifests" / "base" / "crd-routerpolicies.yaml",
     FIXTURES / "cilium" / "crds" / "ciliumclusterwidenetworkpolicies.yaml",
+    FIXTURES / "cilium" / "crds" / "ciliumcidrgroups.yaml",
 )
 E2E_DIR = Path(__file__).resolve().parent
 JOB_NAMESPACE = "router-policy-sync"

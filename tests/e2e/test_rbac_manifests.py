@@ -152,10 +152,40 @@ def _wait_until(
         time.sleep(0.05)
 
 
+CIDR_GROUPS = "/apis/cilium.io/v2/ciliumcidrgroups"
+
+
 def _prepare(api_client: ApiClient, policy: str, expired_lease: bool) -> None:
     """A state in which one run needs every permission: a RouterPolicy to create, a stale one
-    to delete, a status and an Event to write, a Lease to read and to create or take over."""
+    to delete, a status and an Event to write, a Lease to read and to create or take over, and
+    a CiliumCIDRGroup the policy takes a source from."""
     delete_quietly(api_client, f"{RP}/{policy}")
+    group = f"{policy}-group"
+    if get_or_none(api_client, f"{CIDR_GROUPS}/{group}") is None:
+        call(
+            api_client,
+            "POST",
+            CIDR_GROUPS,
+            {
+                "apiVersion": "cilium.io/v2",
+                "kind": "CiliumCIDRGroup",
+                "metadata": {"name": group},
+                "spec": {"externalCIDRs": ["203.0.113.42/32"]},
+            },
+        )
+    call(
+        api_client,
+        "PATCH",
+        f"{CCNP}/{policy}",
+        {
+            "spec": {
+                "ingress": [
+                    {"fromCIDR": ["203.0.113.40/32"], "fromCIDRSet": [{"cidrGroupRef": group}]}
+                ]
+            }
+        },
+        content_type="application/merge-patch+json",
+    )
     stale = unique("stale")
     call(
         api_client,
