@@ -238,6 +238,15 @@ def sync(
             help="Drop the default reserved ranges (only --reserved-cidr ones apply).",
         ),
     ] = False,
+    allow_source_ranges: Annotated[
+        bool,
+        typer.Option(
+            "--allow-source-ranges",
+            envvar="ALLOW_SOURCE_RANGES",
+            help="Let a source be any IPv4 prefix up to /8 (an address-list entry per prefix), "
+            "not only a single address (/32).",
+        ),
+    ] = False,
     wan_interface_list: Annotated[
         str | None,
         typer.Option(
@@ -356,6 +365,7 @@ def sync(
         comment_prefix=comment_prefix,
         reserved_cidrs=tuple(reserved_cidr or ()),
         no_default_reserved=no_default_reserved,
+        allow_source_ranges=allow_source_ranges,
         cluster_name=cluster_name,
         wan_interface_list=wan_interface_list or None,
         gateway_cidrs=tuple(gateway_cidr or ()),

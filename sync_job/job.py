@@ -180,6 +180,7 @@ def _sync_settings(settings: JobSettings) -> SyncSettings:
         cluster_name=settings.cluster_name,
         wan_interface_list=settings.wan_interface_list,
         gateway_ranges=gateway_ranges,
+        allow_source_ranges=settings.allow_source_ranges,
         status_refresh=timedelta(seconds=settings.status_refresh),
     )
 

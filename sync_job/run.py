@@ -42,6 +42,8 @@ class SyncSettings:
     wan_interface_list: str | None = None
     # --gateway-cidr: a gateway address outside these ranges is refused (empty: any routable).
     gateway_ranges: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # --allow-source-ranges: a source may be an IPv4 prefix, not only a /32.
+    allow_source_ranges: bool = False
     # An unchanged status is rewritten (for lastReconciledTime) only once it is this old, so a
     # no-op run costs no API write per policy.
     status_refresh: timedelta = timedelta(hours=1)
@@ -64,6 +66,7 @@ def run_once(
         reserved=settings.reserved,
         cluster_name=settings.cluster_name,
         gateway_ranges=settings.gateway_ranges,
+        allow_source_ranges=settings.allow_source_ranges,
     )
     outcomes, targets = _ownable(outcomes, targets, settings.ownership)
     existing = snapshot.router_policies

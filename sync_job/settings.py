@@ -37,6 +37,7 @@ class JobSettings:
     comment_prefix: str
     reserved_cidrs: tuple[str, ...]
     no_default_reserved: bool = False
+    allow_source_ranges: bool = False
     cluster_name: str
     wan_interface_list: str | None
     gateway_cidrs: tuple[str, ...]

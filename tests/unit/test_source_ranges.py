@@ -3,9 +3,11 @@ winning, reserved and private space respected, and nothing wider than /8 (never 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sync_job.model import PolicyError, Reason
 from sync_job.router.desired import policy_objects
@@ -20,6 +22,7 @@ from sync_job.source.snapshot import (
     pod_from_raw,
     service_from_raw,
 )
+from tests.support.router import ADDRESS_LIST, Router, run_cli
 
 POD = pod_from_raw(
     {
@@ -192,3 +195,35 @@ def test_a_range_becomes_one_address_list_entry_as_routeros_stores_it() -> None:
     rows = policy_objects(target, Ownership(), "forward")
     entries = [r.fields["address"] for r in rows if r.table is Table.ADDRESS_LIST]
     assert entries == ["203.0.113.0/24"]
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_the_command_passes_the_flag_through_to_the_address_list(
+    how: str, tmp_path: Path, router: Router
+) -> None:
+    path = tmp_path / "cluster.yaml"
+    documents = [
+        {"kind": "CiliumClusterwideNetworkPolicy", **ccnp(cidrs("203.0.113.0/24"))},
+        {
+            "kind": "Pod",
+            "metadata": {"name": "web-0", "namespace": "apps", "labels": {"app": "web"}},
+            "status": {"phase": "Running"},
+        },
+        {
+            "kind": "Service",
+            "metadata": {"name": "web-lb", "namespace": "apps"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 443}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}},
+        },
+    ]
+    path.write_text(yaml.safe_dump_all(documents), encoding="utf-8")
+    base = ("sync", "--from-file", str(path), "--mikrotik-base-url", router.url)
+    refused = run_cli(*base)
+    assert refused.code == 1
+    assert "pass --allow-source-ranges" in refused.stdout + refused.stderr
+    if how == "flag":
+        done = run_cli(*base, "--allow-source-ranges")
+    else:
+        done = run_cli(*base, env={"ALLOW_SOURCE_RANGES": "true"})
+    assert done.code == 0, done.stdout + done.stderr
+    assert [r["address"] for r in router.owned(ADDRESS_LIST)] == ["203.0.113.0/24"]
