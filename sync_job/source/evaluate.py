@@ -159,24 +159,21 @@ def _without_overlaps(
     later-created one (creationTimestamp, then name) is refused, naming the earlier."""
     order = {_policy_name(raw): _created(raw) for raw in snapshot.policies}
     claims: dict[tuple[str, str, int], PolicyTarget] = {}
+    ranged: dict[tuple[str, str, int], PolicyTarget] = {}  # the claims of prefixes, not hosts
     refused: dict[str, str] = {}
     for target in sorted(targets, key=lambda t: order.get(t.name, ("", t.name))):
-        clash = next(
-            (
-                (claim, claims[claim])
-                for claim in _claims(target)
-                if claim in claims and claims[claim].gateway.ip != target.gateway.ip
-            ),
-            None,
-        )
+        clash = _clash(target, claims, ranged)
         if clash is None:
             for claim in _claims(target):
                 claims.setdefault(claim, target)
+                if "/" in claim[0]:
+                    ranged.setdefault(claim, target)
             continue
-        (source, protocol, port), other = clash
+        (source, protocol, port), theirs, other = clash
+        overlap = "" if theirs == source else f" overlaps {theirs}, which"
         refused[target.name] = (
-            f"{KIND} {target.name}: source {source} on {protocol} {port} is already sent to "
-            f"{other.gateway.ip} by {KIND} {other.name}, which was created earlier; "
+            f"{KIND} {target.name}: source {source}{overlap} on {protocol} {port} is already "
+            f"sent to {other.gateway.ip} by {KIND} {other.name}, which was created earlier; "
             "remove the source from one of them"
         )
     if not refused:
@@ -196,6 +193,33 @@ def _without_overlaps(
         for o in outcomes
     ]
     return kept, [target for target in targets if target.name not in refused]
+
+
+def _clash(
+    target: PolicyTarget,
+    claims: Mapping[tuple[str, str, int], PolicyTarget],
+    ranged: Mapping[tuple[str, str, int], PolicyTarget],
+) -> tuple[tuple[str, str, int], str, PolicyTarget] | None:
+    """The first claim of `target` that an earlier policy with another gateway holds, exactly
+    or (with --allow-source-ranges) by an overlapping prefix: (claim, their source, theirs)."""
+    for claim in _claims(target):
+        other = claims.get(claim)
+        if other is not None and other.gateway.ip != target.gateway.ip:
+            return claim, claim[0], other
+        source, protocol, port = claim
+        # A range must be checked against every claim; a host only against the ranges.
+        held = claims if "/" in source else ranged
+        if not held:
+            continue
+        network = ipaddress.IPv4Network(source)
+        for (their, their_protocol, their_port), owner in held.items():
+            if (
+                (their_protocol, their_port) == (protocol, port)
+                and owner.gateway.ip != target.gateway.ip
+                and network.overlaps(ipaddress.IPv4Network(their))
+            ):
+                return claim, their, owner
+    return None
 
 
 def _claims(target: PolicyTarget) -> list[tuple[str, str, int]]:

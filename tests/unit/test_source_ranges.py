@@ -227,3 +227,42 @@ def test_the_command_passes_the_flag_through_to_the_address_list(
         done = run_cli(*base, env={"ALLOW_SOURCE_RANGES": "true"})
     assert done.code == 0, done.stdout + done.stderr
     assert [r["address"] for r in router.owned(ADDRESS_LIST)] == ["203.0.113.0/24"]
+
+
+def _second_gateway() -> tuple[Any, Any]:
+    pod = pod_from_raw(
+        {
+            "metadata": {"name": "api-0", "namespace": "apps", "labels": {"app": "api"}},
+            "status": {"phase": "Running"},
+        }
+    )
+    lb = service_from_raw(
+        {
+            "metadata": {"name": "api-lb", "namespace": "apps"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "api"}, "ports": [{"port": 443}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.20"}]}},
+        }
+    )
+    return pod, lb
+
+
+@pytest.mark.parametrize(
+    ("first", "later"), [("203.0.113.0/24", "203.0.113.9/32"), ("203.0.113.9/32", "203.0.113.0/24")]
+)
+def test_a_range_overlapping_another_gateways_source_refuses_the_later_policy(
+    first: str, later: str
+) -> None:
+    early = ccnp(cidrs(first))
+    early["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    late = ccnp(cidrs(later))
+    late["metadata"] |= {"name": "api", "creationTimestamp": "2026-02-01T00:00:00Z"}
+    late["spec"]["endpointSelector"] = {"matchLabels": {"app": "api"}}
+    pod, lb = _second_gateway()
+    snapshot = ClusterSnapshot([early, late], [POD, pod], [LB, lb])
+    outcomes, targets = evaluate(snapshot, allow_source_ranges=True)
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["web"].reason is Reason.SYNCED
+    assert by_name["api"].reason is Reason.VALIDATION_FAILED
+    assert "by CiliumClusterwideNetworkPolicy web" in by_name["api"].message
+    assert "overlaps" in by_name["api"].message
+    assert [t.name for t in targets] == ["web"]
