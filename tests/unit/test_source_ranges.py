@@ -227,6 +227,9 @@ def test_the_command_passes_the_flag_through_to_the_address_list(
         done = run_cli(*base, env={"ALLOW_SOURCE_RANGES": "true"})
     assert done.code == 0, done.stdout + done.stderr
     assert [r["address"] for r in router.owned(ADDRESS_LIST)] == ["203.0.113.0/24"]
+    # What the router stored reads back as what is wanted: a second run has nothing to do.
+    again = run_cli(*base, "--check", "--allow-source-ranges")
+    assert again.code == 0, again.stdout + again.stderr
 
 
 def _second_gateway() -> tuple[Any, Any]:
