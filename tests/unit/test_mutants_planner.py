@@ -408,3 +408,12 @@ def test_stale_entries_of_a_policy_without_ports_go_first_too() -> None:
         (Action.DELETE, "*O"),
         (Action.DELETE, "*F"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("number", "name"),
+    [("6", "tcp"), ("17", "udp"), ("33", "dccp"), ("132", "sctp"), ("136", "udp-lite")],
+)
+def test_protocol_numbers_compare_as_their_routeros_names(number: str, name: str) -> None:
+    assert normalise("protocol", number) == name
+    assert normalise("protocol", name.upper()) == name
