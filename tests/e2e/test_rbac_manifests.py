@@ -29,6 +29,7 @@ from tests.support.router import ADDRESS_LIST, REPO, Router, run_cli
 MANIFESTS = REPO / "manifests" / "base"
 JOB_NS = "router-policy-sync"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{JOB_NS}/leases"
+CIDR_GROUPS = "/apis/cilium.io/v2/ciliumcidrgroups"
 
 
 def test_every_manifest_passes_server_side_dry_run(api_client: ApiClient) -> None:
@@ -93,6 +94,7 @@ def policy(api_client: ApiClient) -> Iterator[str]:
         api_client, "rbac", "10.0.0.40", [("TCP", 443)], ["203.0.113.40/32"]
     ) as name:
         yield name
+    delete_quietly(api_client, f"{CIDR_GROUPS}/{name}-group")  # made by _prepare
 
 
 def test_service_account_token_alone_runs_the_whole_scenario(
@@ -150,9 +152,6 @@ def _wait_until(
     while _allowed(job_api, rule, namespace) is not want:
         assert time.monotonic() < deadline, f"RBAC never became allowed={want} for {rule}"
         time.sleep(0.05)
-
-
-CIDR_GROUPS = "/apis/cilium.io/v2/ciliumcidrgroups"
 
 
 def _prepare(api_client: ApiClient, policy: str, expired_lease: bool) -> None:
