@@ -51,7 +51,7 @@ class Ownership:
     prefix: str = DEFAULT_PREFIX
 
     def __post_init__(self) -> None:
-        if not _PREFIX_PATTERN.match(self.prefix):
+        if not _PREFIX_PATTERN.fullmatch(self.prefix):
             raise InvalidPrefix(
                 f"comment prefix {self.prefix!r} must be 1-63 letters, digits, '.', '_' or '-' "
                 "(no ':'), starting with a letter or digit"

@@ -61,6 +61,7 @@ def test_prefixes_kubernetes_and_routeros_can_both_carry_are_accepted(prefix: st
         "_lead",
         "with space",
         "tab\tin",
+        "trailing-newline\n",  # `$` alone would accept it
         "ünï",
     ],
 )
