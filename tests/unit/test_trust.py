@@ -426,3 +426,14 @@ def test_a_policy_named_like_the_marker_is_refused_before_planning() -> None:
     assert "may not start with 'marker'" in outcomes["marker-web"].message
     assert outcomes["web"].reason is Reason.SYNCED
     assert {c.policy for c in report.plan.changes} == {"web"}
+
+
+def test_released_addresses_look_at_every_failed_policy_after_a_synced_one() -> None:
+    other = lb("other", "198.51.100.10", {"app": "other"})
+    router_policies = {"b": {"status": {"gatewayService": "apps/web"}}}
+    outcomes = [
+        PolicyOutcome("a", Reason.SYNCED, "ok"),
+        PolicyOutcome("b", Reason.DISCOVERY_FAILED, "pods gone"),
+    ]
+    snapshot = ClusterSnapshot([], [], [other], router_policies=router_policies)
+    assert list(released_addresses(snapshot, outcomes)) == ["b"]
