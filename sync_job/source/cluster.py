@@ -38,6 +38,7 @@ from sync_job.source.snapshot import (
     CidrGroup,
     ClusterSnapshot,
     Pod,
+    Service,
     cidr_group_from_raw,
     is_annotated,
     pod_from_raw,
@@ -46,16 +47,33 @@ from sync_job.source.snapshot import (
 
 
 def _mentions_service_account(policies: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether any policy could select on the service-account label, or limit its ports
-    (`toPorts`, which may name a container port), so pod specs are needed.
+    """Whether any policy could select on the service-account label, which needs pod specs.
 
-    Selectors and rules live in `spec` and `specs`, and a selector key equal to the label (with
-    or without a source prefix) contains it as text: rules that do not contain it anywhere
-    cannot select on it.
+    Selectors live in `spec` and `specs`, and a selector key equal to the label (with or without
+    a source prefix) contains it as text: rules that do not contain it anywhere cannot select on it.
     """
     return any(
-        SERVICE_ACCOUNT_KEY in text or '"toPorts"' in text
-        for text in (json.dumps([policy.get("spec"), policy.get("specs")]) for policy in policies)
+        SERVICE_ACCOUNT_KEY in json.dumps([policy.get("spec"), policy.get("specs")])
+        for policy in policies
+    )
+
+
+def _needs_pod_specs(policies: Sequence[Mapping[str, Any]], services: Sequence[Service]) -> bool:
+    """Pod specs are read only when something needs them: a selector on the service-account
+    label, or a policy limiting ports (`toPorts`) while a LoadBalancer Service targets a port by
+    name (resolved through the pods' container ports). Otherwise metadata is enough."""
+    if _mentions_service_account(policies):
+        return True
+    named = any(
+        isinstance(entry, Mapping)
+        and isinstance(entry.get("targetPort"), str)
+        and not entry["targetPort"].isdigit()
+        for service in services
+        if service.type == "LoadBalancer"
+        for entry in service.ports
+    )
+    return named and any(
+        '"toPorts"' in json.dumps([policy.get("spec"), policy.get("specs")]) for policy in policies
     )
 
 
@@ -103,10 +121,10 @@ def read_snapshot(kube: KubeClient) -> ClusterSnapshot:
     policies = kube.collect(CILIUM_POLICIES, "CiliumClusterwideNetworkPolicies", _annotated)
     groups = read_cidr_groups(kube) if _references_groups(policies) else {}
     router_policies = dict(kube.collect(ROUTER_POLICIES, "RouterPolicies", _named))
-    pod_query = {"fieldSelector": LIVE_PODS}
-    need_specs = _mentions_service_account(policies)
-    pods = kube.collect(PODS, "pods", _running_pod, pod_query, metadata_only=not need_specs)
     services = kube.collect(SERVICES, "services", service_from_raw)
+    pod_query = {"fieldSelector": LIVE_PODS}
+    need_specs = _needs_pod_specs(policies, services)
+    pods = kube.collect(PODS, "pods", _running_pod, pod_query, metadata_only=not need_specs)
     namespace_labels = dict(
         kube.collect(NAMESPACES, "namespaces", _namespace_labels, metadata_only=True)
     )

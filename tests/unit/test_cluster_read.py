@@ -159,3 +159,28 @@ def test_a_failed_list_is_a_source_error_naming_it() -> None:
     api.handler = refuse_services
     with pytest.raises(SourceError, match=r"^cannot list services: 403 services is forbidden"):
         read_snapshot(KubeClient(api, sleep=no_sleep))
+
+
+@pytest.mark.parametrize(
+    ("to_ports", "target", "expected"),
+    [
+        (True, "https", True),  # a named target port needs the pods' container ports
+        (True, 8443, False),
+        (True, "8443", False),
+        (False, "https", False),  # without toPorts, ports are not narrowed: nothing to resolve
+    ],
+)
+def test_pod_specs_are_read_for_to_ports_only_when_a_service_targets_a_named_port(
+    to_ports: bool, target: Any, expected: bool
+) -> None:
+    from sync_job.source.cluster import _needs_pod_specs
+    from sync_job.source.snapshot import Service
+
+    rule: dict[str, Any] = {"fromCIDR": ["203.0.113.1/32"]}
+    if to_ports:
+        rule["toPorts"] = [{"ports": [{"port": "443"}]}]
+    policy = {"spec": {"endpointSelector": {}, "ingress": [rule]}}
+    lb = Service(
+        "apps", "web", "LoadBalancer", {"app": "web"}, [{"port": 443, "targetPort": target}]
+    )
+    assert _needs_pod_specs([policy], [lb]) is expected
