@@ -48,30 +48,40 @@ def describe(change: Change) -> str:
     return f"{where}: not directly above the marker after it was placed there"
 
 
-def _was_written(change: Change, applied: ApplyResult) -> bool:
-    """Whether a change planned again is about what this run wrote: an object it created that
-    is missing, a row it deleted that is still there, a row it created, updated or moved that
-    differs. A duplicate another writer added meanwhile is not this run's to report."""
-    if change.action is Action.CREATE:
-        return (change.table, change.key) in applied.created
-    row = (change.table, str(change.id))
-    if change.action is Action.DELETE:
-        return row in {(c.table, c.id) for c in applied.done if c.action is Action.DELETE}
-    touched = {(c.table, c.id) for c in applied.done if c.action in (Action.UPDATE, Action.MOVE)}
-    return row in touched or row in {(t, i) for (t, _), i in applied.created.items()}
+class _Written:
+    """What this run wrote, by row: rows it deleted, rows it created, updated or moved, and
+    the identities it created."""
+
+    def __init__(self, applied: ApplyResult) -> None:
+        self.created = set(applied.created)
+        self.deleted = {(c.table, c.id) for c in applied.done if c.action is Action.DELETE}
+        self.touched = {(c.table, c.id) for c in applied.done if c.action is not Action.DELETE}
+        self.touched |= {(table, row_id) for (table, _), row_id in applied.created.items()}
+
+    def about(self, change: Change) -> bool:
+        """Whether a change planned again is about what this run wrote: an object it created
+        that is missing, a row it deleted that is still there, a row it created, updated or
+        moved that differs. A duplicate another writer added meanwhile is not this run's."""
+        if change.action is Action.CREATE:
+            return (change.table, change.key) in self.created
+        if change.action is Action.DELETE:
+            return (change.table, change.id) in self.deleted
+        return (change.table, change.id) in self.touched
 
 
 def not_kept(after: Plan, applied: ApplyResult) -> list[NotKept]:
     """The objects this run wrote that the router did not keep, as planning again shows."""
+    written = _Written(applied)
     return [
         NotKept(policy=change.policy, message=describe(change))
         for change in after.changes
-        if _was_written(change, applied)
+        if written.about(change)
     ]
 
 
 def misplaced_rules(after: Plan, applied: ApplyResult) -> Sequence[Change]:
     """Deletes of the accept rules this run created or moved that ended up out of place."""
+    written = _Written(applied)
     return [
         Change(
             action=Action.DELETE,
@@ -82,5 +92,5 @@ def misplaced_rules(after: Plan, applied: ApplyResult) -> Sequence[Change]:
             id=change.id,
         )
         for change in after.changes
-        if change.action is Action.MOVE and _was_written(change, applied)
+        if change.action is Action.MOVE and written.about(change)
     ]

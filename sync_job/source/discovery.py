@@ -8,6 +8,7 @@ policy is resolved without scanning every pod and Service, and the DiscoveryFail
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from sync_job.source.selectors import EndpointSelector, endpoint_labels, field_e
 from sync_job.source.snapshot import GATEWAY_ANNOTATION, Pod, Service
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# A container port name (IANA_SVC_NAME): lower-case letters, digits and '-', at most 15.
+_PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 LISTED_NAMES = 3
 
@@ -229,6 +232,28 @@ def _service_port(entry: Any, path: str, owner: str) -> ServicePort:
     if type(port) is not int or not 1 <= port <= 65535:
         raise field_error(owner, f"{path}.port", port, "is not a port number from 1 to 65535")
     return ServicePort(protocol=protocol.lower(), port=port)
+
+
+def service_targets(service: Service) -> dict[ServicePort, int | str]:
+    """Each port's `targetPort`: a number (the port itself when unset) or a container port's
+    name; validated like the ports, naming the field at fault."""
+    owner = f"Service {service.namespace}/{service.name}"
+    targets: dict[ServicePort, int | str] = {}
+    for i, entry in enumerate(service.ports):
+        port = _service_port(entry, f"spec.ports[{i}]", owner)
+        target = entry.get("targetPort")
+        if target is None:
+            target = port.port
+        elif isinstance(target, str) and target.isdigit():
+            target = int(target)
+        elif isinstance(target, str) and _PORT_NAME.match(target):
+            pass
+        elif type(target) is not int or not 1 <= target <= 65535:
+            raise field_error(
+                owner, f"spec.ports[{i}].targetPort", target, "is not a port number or name"
+            )
+        targets.setdefault(port, target)
+    return targets
 
 
 def _names(names: Iterable[str]) -> str:

@@ -12,13 +12,12 @@ space is refused, as neither leaving it out nor keeping it would do what its aut
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sync_job.model import PolicyError, Reason, ServicePort
 from sync_job.source.cilium import KIND, IngressRule, PolicySpec, PortRule
-from sync_job.source.discovery import Discovery, PodIndex
+from sync_job.source.discovery import Discovery, PodIndex, service_targets
 from sync_job.source.selectors import NAMESPACE_KEY, matches
 from sync_job.source.snapshot import Pod, Service
 
@@ -144,15 +143,9 @@ def _target_ports(
             named.setdefault(name, number)
     found: dict[ServicePort, tuple[int | None, str | None]] = {}
     for service in services:
-        for entry in service.ports:
-            if not isinstance(entry, Mapping):
-                continue
-            port = ServicePort(str(entry.get("protocol") or "TCP").lower(), entry.get("port", 0))
-            target: Any = entry.get("targetPort", entry.get("port"))
-            if isinstance(target, str) and not target.isdigit():
-                found.setdefault(port, (named.get(target), target))
-            else:
-                found.setdefault(port, (int(target), None))
+        for port, target in service_targets(service).items():
+            resolved = (named.get(target), target) if isinstance(target, str) else (target, None)
+            found.setdefault(port, resolved)
     return found
 
 

@@ -437,3 +437,11 @@ def test_released_addresses_look_at_every_failed_policy_after_a_synced_one() -> 
     ]
     snapshot = ClusterSnapshot([], [], [other], router_policies=router_policies)
     assert list(released_addresses(snapshot, outcomes)) == ["b"]
+
+
+@pytest.mark.parametrize("target", [[443], 1.5, 0, 70000, "Not_A_Name", ""])
+def test_a_malformed_target_port_is_a_validation_failure_naming_it(target: Any) -> None:
+    service = lb("web", "198.51.100.10", {"app": "web"}, [{"port": 443, "targetPort": target}])
+    outcomes, targets = outcome_of(ccnp(), services=(service,))
+    assert outcomes["web"].reason is Reason.VALIDATION_FAILED and not targets
+    assert "Service apps/web: spec.ports[0].targetPort" in outcomes["web"].message
