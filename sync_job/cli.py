@@ -247,6 +247,15 @@ def sync(
             "not only a single address (/32).",
         ),
     ] = False,
+    ip_families: Annotated[
+        str,
+        typer.Option(
+            "--ip-families",
+            envvar="IP_FAMILIES",
+            help="The IP families synced: ipv4, ipv6 or ipv4,ipv6. IPv6 sources go to "
+            "/ipv6/firewall address lists and filter rules above its own marker.",
+        ),
+    ] = "ipv4",
     wan_interface_list: Annotated[
         str | None,
         typer.Option(
@@ -366,6 +375,7 @@ def sync(
         reserved_cidrs=tuple(reserved_cidr or ()),
         no_default_reserved=no_default_reserved,
         allow_source_ranges=allow_source_ranges,
+        ip_families=ip_families,
         cluster_name=cluster_name,
         wan_interface_list=wan_interface_list or None,
         gateway_cidrs=tuple(gateway_cidr or ()),

@@ -21,6 +21,7 @@ from sync_job import logs, metrics, render
 from sync_job.errors import ConfigError, SyncError
 from sync_job.kubeapi import KubeClient, api_client
 from sync_job.lease import LeaseLock
+from sync_job.model import Family
 from sync_job.report import RunReport
 from sync_job.router.client import (
     RouterReader,
@@ -33,7 +34,7 @@ from sync_job.router.client import (
 from sync_job.router.ownership import InvalidPrefix, Ownership
 from sync_job.run import SyncSettings, run_once
 from sync_job.settings import JobSettings, LockSettings
-from sync_job.source.cilium import DEFAULT_RESERVED
+from sync_job.source.cilium import DEFAULT_RESERVED, DEFAULT_RESERVED6
 from sync_job.source.cluster import read_snapshot
 from sync_job.source.file import load_snapshot
 from sync_job.source.snapshot import ClusterSnapshot
@@ -157,16 +158,29 @@ def _router_settings(settings: JobSettings) -> RouterSettings:
     )
 
 
+def parse_families(value: str) -> frozenset[Family]:
+    """`--ip-families`: `ipv4`, `ipv6` or both, comma-separated (any order, any case)."""
+    words = [word.strip().lower() for word in value.split(",") if word.strip()]
+    known = {family.value: family for family in Family}
+    unknown = [word for word in words if word not in known]
+    if unknown or not words:
+        raise UsageError(
+            f"--ip-families {value!r}: expected ipv4, ipv6 or ipv4,ipv6"
+            + (f" ({', '.join(unknown)} is not a family)" if unknown else "")
+        )
+    return frozenset(known[word] for word in words)
+
+
 def _sync_settings(settings: JobSettings) -> SyncSettings:
     try:
         ownership = Ownership(settings.comment_prefix)
     except InvalidPrefix as error:
         raise UsageError(str(error)) from None
     try:
-        added = tuple(ipaddress.IPv4Network(c, strict=False) for c in settings.reserved_cidrs)
+        added = tuple(ipaddress.ip_network(c, strict=False) for c in settings.reserved_cidrs)
     except ValueError as error:
         raise UsageError(f"--reserved-cidr: {error}") from None
-    defaults = () if settings.no_default_reserved else DEFAULT_RESERVED
+    defaults = () if settings.no_default_reserved else DEFAULT_RESERVED + DEFAULT_RESERVED6
     networks = tuple(dict.fromkeys((*defaults, *added)))
     try:
         gateway_ranges = tuple(
@@ -181,6 +195,7 @@ def _sync_settings(settings: JobSettings) -> SyncSettings:
         wan_interface_list=settings.wan_interface_list,
         gateway_ranges=gateway_ranges,
         allow_source_ranges=settings.allow_source_ranges,
+        ip_families=parse_families(settings.ip_families),
         status_refresh=timedelta(seconds=settings.status_refresh),
     )
 

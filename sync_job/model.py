@@ -21,6 +21,18 @@ class Reason(StrEnum):
     SYNC_FAILED = "SyncFailed"
 
 
+class Family(StrEnum):
+    """An IP family the job syncs (`--ip-families`); RouterOS keeps each in its own menus."""
+
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+def family_of(address: str) -> Family:
+    """The family of an address or prefix written as text (IPv6 text always has a colon)."""
+    return Family.IPV6 if ":" in address else Family.IPV4
+
+
 class PolicyError(Exception):
     """One policy cannot be synced; the message names the object and the field at fault."""
 
@@ -40,21 +52,34 @@ class ServicePort:
 
 @dataclass(frozen=True, slots=True)
 class Gateway:
-    """The LoadBalancer Service in front of a policy's pods."""
+    """The LoadBalancer Service in front of a policy's pods: its first IPv4 and its first IPv6
+    ingress address (each None when the Service has none or the policy needs none)."""
 
     namespace: str
     name: str
-    ip: str
+    ip: str | None
     ports: tuple[ServicePort, ...]
+    ip6: str | None = None
+
+    def address(self, family: Family) -> str | None:
+        return self.ip if family is Family.IPV4 else self.ip6
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyTarget:
-    """Everything the router must hold for one policy that validated and was discovered."""
+    """Everything the router must hold for one policy that validated and was discovered.
+
+    `sources` mixes both families (IPv6 ones contain a colon); `families` are the families
+    the router holds objects of for it: those it has sources in (IPv4 alone when it has none).
+    """
 
     name: str
     sources: tuple[str, ...]
     gateway: Gateway
+    families: frozenset[Family] = frozenset({Family.IPV4})
+
+    def sources_of(self, family: Family) -> tuple[str, ...]:
+        return tuple(source for source in self.sources if family_of(source) is family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +92,7 @@ class PolicyOutcome:
     generation: int = 0
     gateway_ip: str | None = None
     gateway_service: str | None = None  # namespace/name of the gateway Service
+    gateway_ip6: str | None = None
 
     @property
     def ready(self) -> bool:

@@ -21,6 +21,7 @@ def _change_json(change: Change) -> dict[str, Any]:
     return {
         "action": change.action.value,
         "table": change.table.value,
+        "family": change.table.family.value,
         "key": change.key,
         "policy": change.policy,
         "reason": change.reason,
@@ -59,6 +60,7 @@ def to_json(report: RunReport, *, check: bool) -> str:
                 "reason": outcome.reason.value,
                 "message": outcome.message,
                 "gatewayIP": outcome.gateway_ip,
+                "gatewayIPv6": outcome.gateway_ip6,
                 "status": report.statuses.get(outcome.name),
             }
             for outcome in report.outcomes
@@ -100,7 +102,9 @@ def _change_lines(change: Change) -> list[str]:
 def to_text(report: RunReport, *, check: bool) -> str:
     lines: list[str] = []
     if report.marker_error:
-        lines += ["Router: nothing will be written:", f"  {report.marker_error}", ""]
+        menus = " or ".join(f"the {family.value} menus" for family in report.families_blocked)
+        where = f" to {menus}" if report.families_planned and menus else ""
+        lines += [f"Router: nothing will be written{where}:", f"  {report.marker_error}", ""]
     lines += [f"Warning: {warning}" for warning in report.warnings]
     lines += [""] if report.warnings else []
     if report.plan:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync_job.model import Action, PolicyOutcome
+from sync_job.model import Action, Family, PolicyOutcome
 from sync_job.router.apply import ApplyResult
 from sync_job.router.plan import Change, Plan
 from sync_job.status.reconcile import KubeChange
@@ -24,6 +24,9 @@ class RunReport:
     kube_changes: list[KubeChange]
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     marker_error: str | None = None
+    # the families whose marker is unusable, so nothing of theirs is written; the others are
+    families_blocked: tuple[Family, ...] = ()
+    families_planned: frozenset[Family] = frozenset({Family.IPV4})
     # usable but suspicious router set-ups (a marker outside `forward`); never a failure
     warnings: list[str] = field(default_factory=list)
     applied: ApplyResult | None = None

@@ -14,17 +14,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sync_job.errors import RouterError
-from sync_job.model import PolicyOutcome, PolicyTarget, Reason
+from sync_job.model import Family, PolicyOutcome, PolicyTarget, Reason
 from sync_job.report import RunReport
 from sync_job.router import verify
 from sync_job.router.apply import apply
 from sync_job.router.client import RouterReader, RouterWriter
 from sync_job.router.ownership import Ownership
 from sync_job.router.plan import Plan
-from sync_job.router.planner import MarkerError, Tables, plan_router
+from sync_job.router.planner import MarkerError, Tables, marker_problems, plan_router
 from sync_job.router.system import check_supported
-from sync_job.router.tables import Table
-from sync_job.source.cilium import DEFAULT_RESERVED
+from sync_job.router.tables import tables_of
+from sync_job.source.cilium import DEFAULT_RESERVED, DEFAULT_RESERVED6, Network
 from sync_job.source.evaluate import evaluate, released_addresses
 from sync_job.source.snapshot import ClusterSnapshot
 from sync_job.status import reconcile
@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SyncSettings:
     ownership: Ownership = field(default_factory=Ownership)
-    reserved: tuple[ipaddress.IPv4Network, ...] = DEFAULT_RESERVED
+    reserved: tuple[Network, ...] = DEFAULT_RESERVED + DEFAULT_RESERVED6
+    # --ip-families: the families synced, each with its own router menus and marker.
+    ip_families: frozenset[Family] = frozenset({Family.IPV4})
     cluster_name: str = "default"
     # --wan-interface-list: owned rules match only traffic that arrives on this interface list.
     wan_interface_list: str | None = None
@@ -60,20 +62,22 @@ def run_once(
 ) -> RunReport:
     """One full pass. With `check`, nothing is written anywhere and `router` may be read-only."""
     snapshot = read_cluster()
-    tables = router.read_tables()
+    tables = router.read_tables(tables_of(settings.ip_families))
     outcomes, targets = evaluate(
         snapshot,
         reserved=settings.reserved,
         cluster_name=settings.cluster_name,
         gateway_ranges=settings.gateway_ranges,
         allow_source_ranges=settings.allow_source_ranges,
+        families=settings.ip_families,
     )
     outcomes, targets = _ownable(outcomes, targets, settings.ownership)
     existing = snapshot.router_policies
     report = RunReport(outcomes, Plan(), reconcile.kube_changes(snapshot.policies, existing))
-    report.plan, report.outcomes, report.marker_error = _plan(
+    report.plan, report.outcomes, report.marker_error, report.families_planned = _plan(
         snapshot, tables, outcomes, targets, settings
     )
+    report.families_blocked = tuple(sorted(settings.ip_families - report.families_planned))
     report.warnings = settings.ownership.marker_warnings(tables)
     if not check and report.plan:
         _apply_and_read_back(report, router, tables, targets, settings)
@@ -122,15 +126,15 @@ def _apply_and_read_back(
     if not written or applied.stopped:  # after a 401 or the deadline, no request is sent
         return
     try:
-        after_tables = {table: router.rows(table) if table in written else tables.get(table, [])
-                        for table in Table}  # fmt: skip
+        after_tables = {table: router.rows(table) if table in written else rows
+                        for table, rows in tables.items()}  # fmt: skip
     except RouterError as error:  # what was written stays written: the run fails, saying so
         report.not_kept.append(f"the router could not be read back after writing: {error}")
         return
     try:
         after = plan_router(
             targets, after_tables, settings.ownership, frozen,
-            wan_interface_list=settings.wan_interface_list,
+            wan_interface_list=settings.wan_interface_list, families=report.families_planned,
         )  # fmt: skip
     except MarkerError as error:
         after = Plan()
@@ -173,23 +177,47 @@ def _plan(
     outcomes: list[PolicyOutcome],
     targets: list[PolicyTarget],
     settings: SyncSettings,
-) -> tuple[Plan, list[PolicyOutcome], str | None]:
-    """The router plan, the outcomes it changes, and why nothing may be written (no marker)."""
+) -> tuple[Plan, list[PolicyOutcome], str | None, frozenset[Family]]:
+    """The router plan, the outcomes it changes, and why a family may not be written (its
+    marker is missing or not unique): then the policies that need that family are SyncFailed
+    and nothing of it is written, while the other family goes on."""
+    problems = marker_problems(tables, settings.ownership, settings.ip_families)
+    for error in problems.values():
+        log.error("router: %s", error)
+    families = settings.ip_families - problems.keys()
+    outcomes = _blocked_by_markers(outcomes, targets, problems, families)
     released = released_addresses(snapshot, outcomes)
     frozen = {outcome.name for outcome in outcomes if not outcome.ready}
-    try:
-        plan = plan_router(
-            targets,
-            tables,
-            settings.ownership,
-            frozen,
-            wan_interface_list=settings.wan_interface_list,
-            released=released,
-        )
-    except MarkerError as error:
-        log.error("router: %s", error)
-        return Plan(), [outcome.blocked(str(error)) for outcome in outcomes], str(error)
-    return plan, _note_released(outcomes, plan, released), None
+    plan = plan_router(
+        targets,
+        tables,
+        settings.ownership,
+        frozen,
+        wan_interface_list=settings.wan_interface_list,
+        released=released,
+        families=families,
+    )
+    marker_error = "; ".join(str(problems[f]) for f in sorted(problems)) or None
+    return plan, _note_released(outcomes, plan, released), marker_error, frozenset(families)
+
+
+def _blocked_by_markers(
+    outcomes: list[PolicyOutcome],
+    targets: list[PolicyTarget],
+    problems: Mapping[Family, MarkerError],
+    families: frozenset[Family],
+) -> list[PolicyOutcome]:
+    """SyncFailed for each policy that needs a family whose marker is unusable, saying why; a
+    policy that failed already (so needs no family yet) only when no family can be written."""
+    if not problems:
+        return outcomes
+    needs = {target.name: target.families for target in targets}
+    blocked = []
+    for outcome in outcomes:
+        wanted = needs.get(outcome.name, problems.keys() if not families else frozenset())
+        why = [str(problems[family]) for family in sorted(wanted) if family in problems]
+        blocked.append(outcome.blocked("; ".join(why)) if why else outcome)
+    return blocked
 
 
 def _note_released(

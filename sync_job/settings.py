@@ -38,6 +38,7 @@ class JobSettings:
     reserved_cidrs: tuple[str, ...]
     no_default_reserved: bool = False
     allow_source_ranges: bool = False
+    ip_families: str = "ipv4"
     cluster_name: str
     wan_interface_list: str | None
     gateway_cidrs: tuple[str, ...]

@@ -133,15 +133,17 @@ def test_hand_edits_are_reported_by_check_and_repaired_in_place(
     code, out, _ = sync(router, example, "--check")
     assert code == 2, out
     assert router.writes() == 0 and {m for m, _ in router.emulator.requests} == {"GET"}
-    assert "+ address-list router-policy-sync::my-policy 198.51.100.5" in out
+    assert "+ ipv4 address-list router-policy-sync::my-policy 198.51.100.5" in out
     assert (
-        "~ nat router-policy-sync::my-policy::tcp::80" in out and "'10.0.0.99' -> '10.0.0.5'" in out
+        "~ ipv4 nat router-policy-sync::my-policy::tcp::80" in out
+        and "'10.0.0.99' -> '10.0.0.5'" in out
     )
-    assert "↕ filter router-policy-sync::my-policy::tcp: move before" in out
+    assert "↕ ipv4 filter router-policy-sync::my-policy::tcp: move before" in out
     assert (
-        "~ filter router-policy-sync::my-policy::tcp" in out and "'80,443' -> '80,443,8080'" in out
+        "~ ipv4 filter router-policy-sync::my-policy::tcp" in out
+        and "'80,443' -> '80,443,8080'" in out
     )
-    assert "+ nat router-policy-sync::my-policy::tcp::8080" in out
+    assert "+ ipv4 nat router-policy-sync::my-policy::tcp::8080" in out
     assert "Plan: 2 to create, 2 to update, 1 to move, 0 to delete." in out
 
     code, out, _ = sync(router, example)

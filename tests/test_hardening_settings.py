@@ -6,6 +6,7 @@ Lease when a kubeconfig is given, and say so at info level when they cannot."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -22,7 +23,7 @@ from sync_job.lease import LeaseLost
 from sync_job.router.client import RouterSettings
 from sync_job.router.tables import Table
 from sync_job.settings import JobSettings, LockSettings
-from sync_job.source.cilium import DEFAULT_RESERVED
+from sync_job.source.cilium import DEFAULT_RESERVED, DEFAULT_RESERVED6
 from sync_job.testing.emulator import RouterOSEmulator
 from tests.support.router import FILTER, PASSWORD, Router, run_cli, seed_router
 from tests.unit.fake_kube_api import FakeApi, FakeTime, Sent, no_sleep
@@ -59,8 +60,9 @@ def settings(**changes: Any) -> JobSettings:
 
 def test_a_reserved_cidr_adds_to_the_default_ranges() -> None:
     reserved = job._sync_settings(settings(reserved_cidrs=("198.51.100.0/24",))).reserved
-    assert set(DEFAULT_RESERVED) < set(reserved)
-    assert [str(n) for n in reserved if n not in DEFAULT_RESERVED] == ["198.51.100.0/24"]
+    defaults = (*DEFAULT_RESERVED, *DEFAULT_RESERVED6)
+    assert set(defaults) < set(reserved)
+    assert [str(n) for n in reserved if n not in defaults] == ["198.51.100.0/24"]
 
 
 def test_no_default_reserved_drops_them() -> None:
@@ -69,7 +71,9 @@ def test_no_default_reserved_drops_them() -> None:
     ).reserved
     assert [str(n) for n in only] == ["198.51.100.0/24"]
     assert job._sync_settings(settings(no_default_reserved=True)).reserved == ()
-    assert job._sync_settings(settings()).reserved == DEFAULT_RESERVED
+    assert job._sync_settings(settings()).reserved == DEFAULT_RESERVED + DEFAULT_RESERVED6
+    ipv6 = job._sync_settings(settings(reserved_cidrs=("2001:db8:bad::/48",))).reserved
+    assert ipaddress.IPv6Network("2001:db8:bad::/48") in ipv6
 
 
 def test_the_cli_adds_reserved_ranges_and_its_env_twin_drops_the_defaults(
@@ -114,7 +118,7 @@ def test_a_marker_outside_forward_is_warned_about_in_text_and_json(
     base = ("sync", "--from-file", str(example), "--mikrotik-base-url", router.url, "--check")
     text = run_cli(*base)
     assert text.code == 2
-    assert "Warning: the marker rule" in text.stdout and "'input'" in text.stdout
+    assert "Warning: the ipv4 marker rule" in text.stdout and "'input'" in text.stdout
     document = json.loads(run_cli(*base, "--output", "json").stdout)
     [warning] = document["warnings"]
     assert "'input'" in warning and "forward" in warning

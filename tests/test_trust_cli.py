@@ -237,7 +237,7 @@ def test_a_failed_policys_nat_to_a_recycled_address_is_removed() -> None:
         )
         emulator.reset_counts()
         second = run(recycled)
-    assert [(c.action.value, c.table.label) for c in second.plan.changes] == [("delete", "nat")]
+    assert [(c.action.value, c.table.kind) for c in second.plan.changes] == [("delete", "nat")]
     outcome = second.outcomes[0]
     assert outcome.reason.value == "DiscoveryFailed"
     assert "its NAT rules are removed: 198.51.100.10 now belongs to Service apps/other" in (

@@ -56,7 +56,7 @@ class ApplyResult:
 
 
 def _identity_match(change: Change) -> dict[str, str]:
-    if change.table is Table.ADDRESS_LIST:
+    if change.table.is_address_list:
         return {"list": change.after["list"], "address": change.after["address"]}
     return {"comment": change.after["comment"]}
 

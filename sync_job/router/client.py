@@ -25,7 +25,7 @@ import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
@@ -33,7 +33,8 @@ import httpx
 
 from sync_job.errors import RouterAuthError, RouterError, RouterUnreachable
 from sync_job.logs import secret_forms
-from sync_job.router.tables import Table
+from sync_job.model import Family
+from sync_job.router.tables import Table, tables_of
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,16 @@ PROPLISTS: Mapping[Table, str] = {
     Table.NAT: ".id,chain,action,protocol,dst-port,src-address-list,to-addresses,to-ports,"
     "in-interface-list,comment,disabled,dynamic",
     Table.ADDRESS_LIST: ".id,list,address,disabled,dynamic",
+    Table.IPV6_FILTER: ".id,chain,action,protocol,dst-port,src-address-list,in-interface-list,"
+    "dst-address,comment,disabled,dynamic",
+    # IPv6 NAT names its target `to-address` (docs/routeros-lab-cases.md case 27). The job
+    # writes no IPv6 NAT rule; it reads the menu to remove one it owns.
+    Table.IPV6_NAT: ".id,chain,action,protocol,dst-port,src-address-list,to-address,to-ports,"
+    "in-interface-list,comment,disabled,dynamic",
+    Table.IPV6_ADDRESS_LIST: ".id,list,address,disabled,dynamic",
 }
+# Flag named in the error when the router has no /ipv6 menus (its ipv6 package is disabled).
+IP_FAMILIES_FLAG = "--ip-families"
 
 
 # What a router user's group must allow; 401 (no `rest-api`) and the permission 500s say so.
@@ -342,9 +352,29 @@ class RouterReader:
             raise RouterError("GET", "system/resource", None, "the reply is not an object")
         return {str(k): str(v) for k, v in body.items()}
 
-    def read_tables(self) -> dict[Table, list[dict[str, str]]]:
-        """Every table, each row's `.id` checked: a plan only ever targets ids read here."""
-        tables = {table: self.rows(table) for table in Table}
+    def read_tables(
+        self, tables: Iterable[Table] = tables_of([Family.IPV4])
+    ) -> dict[Table, list[dict[str, str]]]:
+        """The given tables (IPv4's by default), each row's `.id` checked: a plan only ever
+        targets ids read here. A router without the IPv6 menus is an error naming the flag."""
+        read: dict[Table, list[dict[str, str]]] = {}
+        for table in tables:
+            try:
+                read[table] = self.rows(table)
+            except RouterError as error:
+                if table.family is Family.IPV6 and _no_such_menu(error):
+                    raise RouterError(
+                        "GET", table.value, error.status,
+                        f"the router has no /{table.value} menu (is its ipv6 package "
+                        f"disabled?): enable IPv6 on the router, or leave ipv6 out of "
+                        f"{IP_FAMILIES_FLAG}",
+                    ) from error  # fmt: skip
+                raise
+        self._check_ids(read)
+        return read
+
+    @staticmethod
+    def _check_ids(tables: Mapping[Table, Sequence[Mapping[str, str]]]) -> None:
         for table, rows in tables.items():
             seen: set[str] = set()
             for row in rows:
@@ -357,7 +387,14 @@ class RouterReader:
                 if key in seen:
                     raise InvalidReply("GET", table.value, 200, f".id {id} appears twice")
                 seen.add(key)
-        return tables
+
+
+def _no_such_menu(error: RouterError) -> bool:
+    """RouterOS's answer to a menu that is not there: 400 `no such command or directory`
+    (docs/routeros-rest.md, "Unknown path"), or 404 from a router that says less."""
+    return error.status == 404 or (
+        error.status == 400 and "no such command" in (error.detail or "")
+    )
 
 
 def _tls_failure(error: httpx.ConnectError) -> str | None:

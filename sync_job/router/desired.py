@@ -1,18 +1,23 @@
 """What the router must hold for a policy: pure translation of a PolicyTarget into router rows.
 
-The field sets here are the compatibility contract with the earlier Go controller; the planner
-compares exactly these fields (plus `disabled` and the `SCOPE_FIELDS`) and nothing else the user
-may have added. With `--wan-interface-list` every rule is also scoped to traffic arriving on that
-interface list, and a filter rule to connections the router itself dst-NATed to the gateway, so
-a source in the list reaches only the gateway, only from the WAN side.
+IPv4 (`/ip/firewall`): an address-list entry per source, a filter rule per protocol and a NAT
+rule per protocol/port. These field sets are the compatibility contract with the earlier Go
+controller; the planner compares exactly these fields (plus `disabled` and the `SCOPE_FIELDS`)
+and nothing else the user may have added. With `--wan-interface-list` every rule is also scoped
+to traffic arriving on that interface list, and a filter rule to connections the router itself
+dst-NATed to the gateway, so a source in the list reaches only the gateway, only from the WAN.
+
+IPv6 (`/ipv6/firewall`): an address-list entry per source and a filter rule per protocol that
+names the gateway's IPv6 address itself (`dst-address`): nothing is NATed in front of an IPv6
+Service, so the accept rule is the whole opening. No IPv6 NAT rule is ever wanted.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from sync_job.model import PolicyTarget
+from sync_job.model import Family, PolicyTarget
 from sync_job.router.ownership import Ownership
 from sync_job.router.tables import RouterObject, Table
 
@@ -22,7 +27,17 @@ SCOPE_FIELDS: dict[Table, tuple[str, ...]] = {
     Table.FILTER: ("in-interface-list", "connection-nat-state", "dst-address"),
     Table.NAT: ("in-interface-list",),
     Table.ADDRESS_LIST: (),
+    Table.IPV6_FILTER: ("in-interface-list",),
+    Table.IPV6_NAT: (),
+    Table.IPV6_ADDRESS_LIST: (),
 }
+
+
+def _ports_by_protocol(target: PolicyTarget) -> dict[str, list[int]]:
+    ports: dict[str, set[int]] = defaultdict(set)
+    for port in target.gateway.ports:
+        ports[port.protocol].add(port.port)
+    return {protocol: sorted(ports[protocol]) for protocol in sorted(ports)}
 
 
 def policy_objects(
@@ -31,26 +46,20 @@ def policy_objects(
     filter_chain: str,
     wan_interface_list: str | None = None,
 ) -> list[RouterObject]:
-    """Address-list entries, one filter rule per protocol and one NAT rule per protocol/port."""
+    """The IPv4 objects: address-list entries, a filter rule per protocol and a NAT rule per
+    protocol/port."""
     address_list = ownership.address_list(target.name)
+    gateway = target.gateway.ip or ""
     nat_scope: dict[str, str] = {}
     filter_scope: dict[str, str] = {}
     if wan_interface_list:
         nat_scope = {"in-interface-list": wan_interface_list}
-        filter_scope = {
-            **nat_scope,
-            "connection-nat-state": "dstnat",
-            "dst-address": target.gateway.ip,
-        }
+        filter_scope = {**nat_scope, "connection-nat-state": "dstnat", "dst-address": gateway}
     objects = [
         RouterObject(Table.ADDRESS_LIST, {"list": address_list, "address": source})
-        for source in target.sources
+        for source in target.sources_of(Family.IPV4)
     ]
-    ports_by_protocol: dict[str, list[int]] = defaultdict(list)
-    for port in target.gateway.ports:
-        ports_by_protocol[port.protocol].append(port.port)
-    for protocol in sorted(ports_by_protocol):
-        ports = sorted(set(ports_by_protocol[protocol]))
+    for protocol, ports in _ports_by_protocol(target).items():
         objects.append(
             RouterObject(
                 Table.FILTER,
@@ -74,7 +83,7 @@ def policy_objects(
                     "protocol": protocol,
                     "dst-port": str(port),
                     "src-address-list": address_list,
-                    "to-addresses": target.gateway.ip,
+                    "to-addresses": gateway,
                     "to-ports": str(port),
                     **nat_scope,
                     "comment": ownership.nat_comment(target.name, protocol, port),
@@ -85,13 +94,57 @@ def policy_objects(
     return objects
 
 
-def desired_objects(
-    targets: Iterable[PolicyTarget],
+def policy_objects6(
+    target: PolicyTarget,
     ownership: Ownership,
     filter_chain: str,
     wan_interface_list: str | None = None,
+) -> list[RouterObject]:
+    """The IPv6 objects: address-list entries and a filter rule per protocol to the gateway's
+    IPv6 address (written with its /128, as RouterOS keeps it: docs/routeros-lab-cases.md
+    case 30)."""
+    address_list = ownership.address_list(target.name)
+    scope = {"in-interface-list": wan_interface_list} if wan_interface_list else {}
+    objects = [
+        RouterObject(Table.IPV6_ADDRESS_LIST, {"list": address_list, "address": source})
+        for source in target.sources_of(Family.IPV6)
+    ]
+    objects.extend(
+        RouterObject(
+            Table.IPV6_FILTER,
+            {
+                "chain": filter_chain,
+                "action": "accept",
+                "protocol": protocol,
+                "dst-port": ",".join(str(port) for port in ports),
+                "src-address-list": address_list,
+                "dst-address": f"{target.gateway.ip6}/128",
+                **scope,
+                "comment": ownership.filter_comment(target.name, protocol),
+            },
+        )
+        for protocol, ports in _ports_by_protocol(target).items()
+    )
+    return objects
+
+
+def desired_objects(
+    targets: Iterable[PolicyTarget],
+    ownership: Ownership,
+    filter_chains: Mapping[Family, str] | str,
+    wan_interface_list: str | None = None,
 ) -> Sequence[RouterObject]:
+    """Every target's objects in the families of `filter_chains` (family -> its marker's
+    chain; a plain chain means IPv4 alone), for the families each target needs."""
+    chains = {Family.IPV4: filter_chains} if isinstance(filter_chains, str) else filter_chains
     objects: list[RouterObject] = []
     for target in targets:
-        objects.extend(policy_objects(target, ownership, filter_chain, wan_interface_list))
+        if Family.IPV4 in chains and Family.IPV4 in target.families:
+            objects.extend(
+                policy_objects(target, ownership, chains[Family.IPV4], wan_interface_list)
+            )
+        if Family.IPV6 in chains and Family.IPV6 in target.families:
+            objects.extend(
+                policy_objects6(target, ownership, chains[Family.IPV6], wan_interface_list)
+            )
     return objects

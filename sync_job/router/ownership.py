@@ -7,6 +7,9 @@ Every object the tool writes carries the prefix (default `router-policy-sync`):
 - NAT rule      comment `<prefix>::<policy>::<proto>::<port>`
 - marker        the user's filter rule with comment exactly `<prefix>::marker`
 
+The same names are used in the IPv4 menus (`/ip/firewall/...`) and the IPv6 ones
+(`/ipv6/firewall/...`); each family has its own marker, in its own filter table.
+
 A filter or NAT rule is owned when its comment starts with `<prefix>::`, is not marker-like
 (`<prefix>::marker<anything>`: the marker itself, or a near miss such as `<prefix>::marker2` or
 `<prefix>::marker ` a user may have typed), and its policy part is a valid Kubernetes object name
@@ -23,6 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sync_job.model import Family
 from sync_job.router.tables import Table
 
 DEFAULT_PREFIX = "router-policy-sync"
@@ -71,7 +75,7 @@ class Ownership:
         return f"{self.prefix}{SEPARATOR}{policy}{SEPARATOR}{protocol}{SEPARATOR}{port}"
 
     def is_marker(self, table: Table, fields: Mapping[str, str]) -> bool:
-        return table is Table.FILTER and fields.get("comment") == self.marker_comment
+        return table.is_filter and fields.get("comment") == self.marker_comment
 
     @property
     def head(self) -> str:
@@ -81,7 +85,7 @@ class Ownership:
     @staticmethod
     def name_field(table: Table) -> str:
         """The field that carries an object's owned name in `table`."""
-        return "list" if table is Table.ADDRESS_LIST else "comment"
+        return "list" if table.is_address_list else "comment"
 
     def owner_policy(self, table: Table, fields: Mapping[str, str]) -> str | None:
         """The policy an owned object belongs to, or None when the object is foreign.
@@ -96,7 +100,7 @@ class Ownership:
         if not name.startswith(self.head):
             return None
         rest = name[len(self.head) :]
-        if table is not Table.ADDRESS_LIST and rest.startswith(MARKER_NAME):
+        if not table.is_address_list and rest.startswith(MARKER_NAME):
             return None
         policy = rest.split(SEPARATOR, 1)[0]
         return policy if is_object_name(policy) else None
@@ -109,19 +113,24 @@ class Ownership:
     def marker_warnings(self, tables: Mapping[Table, Sequence[Mapping[str, str]]]) -> list[str]:
         """What looks wrong about a (single) marker that is still usable: a chain other than
         `forward`, where RouterOS filters the dst-NATed traffic the rules are for."""
-        markers = [r for r in tables.get(Table.FILTER, ()) if self.is_marker(Table.FILTER, r)]
-        if len(markers) != 1 or markers[0].get("chain") == "forward":
-            return []
-        marker = markers[0]
-        return [
-            f"the marker rule {marker.get('.id')} ({self.marker_comment}) is in chain "
-            f"{marker.get('chain')!r}, not 'forward': dst-NATed traffic is accepted or dropped "
-            "in forward, so the rules placed above the marker may never match it"
-        ]
+        warnings = []
+        for table in (t for t in tables if t.is_filter):
+            markers = [row for row in tables[table] if self.is_marker(table, row)]
+            if len(markers) != 1 or markers[0].get("chain") == "forward":
+                continue
+            marker = markers[0]
+            routed = "dst-NATed" if table.family is Family.IPV4 else "routed"
+            warnings.append(
+                f"the {table.family.value} marker rule {marker.get('.id')} ({self.marker_comment})"
+                f" is in chain {marker.get('chain')!r}, not 'forward': {routed} traffic is "
+                "accepted or dropped in forward, so the rules placed above the marker may never "
+                "match it"
+            )
+        return warnings
 
     def identity(self, table: Table, fields: Mapping[str, str]) -> str:
         """The key two objects share when they are the same object to the tool."""
-        if table is Table.ADDRESS_LIST:
+        if table.is_address_list:
             return f"{fields.get('list', '')} {normalise_address(fields.get('address', ''))}"
         return fields.get("comment", "")
 

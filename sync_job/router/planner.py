@@ -6,7 +6,8 @@ fields the tool manages are compared, after normalising RouterOS strings. The sc
 planned as an update to `""`, which the client sends as RouterOS's unset. Foreign objects are
 never in a plan; owned objects of a policy that failed this run (`frozen`) are left exactly as
 they are. Owned filter rules are kept as one contiguous block directly above the marker, in
-identity order, using as few `move`s as the current order allows.
+identity order, using as few `move`s as the current order allows. Each IP family is planned on
+its own tables with its own marker (`/ip/firewall` and `/ipv6/firewall`), IPv4 first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
-from sync_job.model import Action, PolicyTarget
+from sync_job.model import Action, Family, PolicyTarget
 from sync_job.router.desired import SCOPE_FIELDS, desired_objects
 from sync_job.router.ownership import Ownership, normalise_address
 from sync_job.router.plan import Change, Plan
@@ -26,7 +27,12 @@ Tables = Mapping[Table, Sequence[Row]]
 
 
 class MarkerError(Exception):
-    """The marker rule is missing or not unique, so no filter rule can be placed."""
+    """A family's marker rule is missing or not unique, so none of its filter rules can be
+    placed."""
+
+    def __init__(self, message: str, family: Family = Family.IPV4) -> None:
+        super().__init__(message)
+        self.family = family
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +42,28 @@ class Marker:
     comment: str
 
 
-def find_marker(filter_rows: Sequence[Row], ownership: Ownership) -> Marker:
-    found = [row for row in filter_rows if ownership.is_marker(Table.FILTER, row)]
+def find_marker(
+    filter_rows: Sequence[Row], ownership: Ownership, family: Family = Family.IPV4
+) -> Marker:
+    table = Table.of(family, "filter")
+    found = [row for row in filter_rows if ownership.is_marker(table, row)]
+    menu = "/ip firewall filter" if family is Family.IPV4 else "/ipv6 firewall filter"
+    which = "" if family is Family.IPV4 else "IPv6 "
     how_to = (
-        "create it on the router above your final drop rule, e.g. `/ip firewall filter add "
+        f"create it on the router above your final drop rule, e.g. `{menu} add "
         f'chain=forward action=passthrough disabled=yes comment="{ownership.marker_comment}" '
         "place-before=<id of the drop rule>`"
     )
     if not found:
-        raise MarkerError(f"no filter rule with comment {ownership.marker_comment!r}: {how_to}")
+        raise MarkerError(
+            f"no {which}filter rule with comment {ownership.marker_comment!r}: {how_to}", family
+        )
     if len(found) > 1:
         ids = ", ".join(row.get(".id", "?") for row in found)
         raise MarkerError(
-            f"{len(found)} filter rules ({ids}) have comment {ownership.marker_comment!r}; "
-            "keep exactly one"
+            f"{len(found)} {which}filter rules ({ids}) have comment "
+            f"{ownership.marker_comment!r}; keep exactly one",
+            family,
         )
     return Marker(found[0][".id"], found[0].get("chain", ""), ownership.marker_comment)
 
@@ -154,11 +168,11 @@ class _TablePlanner:
             if not row.get(name_field, "").startswith(head):
                 continue
             policy = ownership.owner_policy(table, row)
-            if policy is None and table is Table.ADDRESS_LIST and row.get("dynamic") == "true":
+            if policy is None and table.is_address_list and row.get("dynamic") == "true":
                 self.dynamic.add(ownership.identity(table, row))
             if policy is not None and policy in frozen:
-                reason = (released or {}).get(policy, {}).get(row.get("to-addresses", ""))
-                if reason is not None and table is Table.NAT:
+                reason = _released_reason(table, row, (released or {}).get(policy, {}))
+                if reason is not None:
                     released_rows.append((ownership.identity(table, row), row, reason))
                 continue
             if policy is None:
@@ -228,6 +242,23 @@ class _TablePlanner:
         ]
 
 
+# The field that points a rule at its gateway, where the address alone decides who is reached:
+# the IPv4 NAT target, and the IPv6 accept rule's destination (there is no IPv6 NAT).
+_GATEWAY_FIELD = {Table.NAT: "to-addresses", Table.IPV6_FILTER: "dst-address"}
+
+
+def _released_reason(table: Table, row: Row, released: Mapping[str, str]) -> str | None:
+    """Why a frozen policy's rule must go: it points at an address now another Service's."""
+    name = _GATEWAY_FIELD.get(table)
+    if name is None or not released or not row.get(name):
+        return None
+    target = normalise_address(row[name])
+    return next(
+        (why for address, why in released.items() if normalise_address(address) == target),
+        None,
+    )
+
+
 def _place_filter_rules(
     planner: _TablePlanner, rows: Sequence[Row], marker: Marker, ownership: Ownership
 ) -> list[Change]:
@@ -245,7 +276,7 @@ def _place_filter_rules(
     marker_index = next(i for i, row in enumerate(remaining) if row.get(".id") == marker.id)
     region: list[int] = []
     for row in reversed(remaining[:marker_index]):
-        key = ownership.identity(Table.FILTER, row)
+        key = ownership.identity(planner.table, row)
         if planner.keepers.get(key) is not row:
             break
         region.append(order[key])
@@ -264,14 +295,14 @@ def _place_filter_rules(
         policy = planner._policy(key, fields)
         if keeper is None:
             change = Change(
-                action=Action.CREATE, table=Table.FILTER, key=key, policy=policy,
+                action=Action.CREATE, table=planner.table, key=key, policy=policy,
                 reason="missing", after=fields,
                 destination=successor, destination_id=successor_id,
             )  # fmt: skip
             successor_id = None
         else:
             change = Change(
-                action=Action.MOVE, table=Table.FILTER, key=key, policy=policy,
+                action=Action.MOVE, table=planner.table, key=key, policy=policy,
                 reason="not directly above the marker",
                 id=keeper[".id"], destination=successor, destination_id=successor_id,
             )  # fmt: skip
@@ -288,8 +319,10 @@ def plan_changes(
     marker: Marker,
     frozen: Set[str] = frozenset(),
     released: Mapping[str, Mapping[str, str]] | None = None,
+    family: Family = Family.IPV4,
 ) -> Plan:
-    """Everything that must change for the router to hold exactly `desired` of what it owns.
+    """Everything that must change for the router to hold exactly `desired` of what it owns,
+    in the tables of `family` (desired rows of other tables are ignored).
 
     `frozen` names policies whose owned objects must stay exactly as they are (their sync
     failed in this run); `released` (policy -> {address: why}) is the one exception: a frozen
@@ -298,6 +331,8 @@ def plan_changes(
     deletes, rule updates, filter creates and moves, NAT creates, and last the entries of lists
     no policy wants, so a rule never points at a list that is being emptied under it.
     """
+    filter_table = Table.of(family, "filter")
+    list_table, nat_table = Table.of(family, "address-list"), Table.of(family, "nat")
     by_table: dict[Table, list[RouterObject]] = defaultdict(list)
     for obj in desired:
         by_table[obj.table].append(obj)
@@ -305,13 +340,13 @@ def plan_changes(
         table: _TablePlanner(
             table, by_table[table], tables.get(table, ()), ownership, frozen, released
         )
-        for table in Table
+        for table in (list_table, nat_table, filter_table)
     }
-    entries, nat, rules = planners[Table.ADDRESS_LIST], planners[Table.NAT], planners[Table.FILTER]
-    wanted_lists = {obj.fields["list"] for obj in by_table[Table.ADDRESS_LIST]}
+    entries, nat, rules = planners[list_table], planners[nat_table], planners[filter_table]
+    wanted_lists = {obj.fields["list"] for obj in by_table[list_table]}
     wanted_lists |= {
-        ownership.address_list(ownership.owner_policy(Table.FILTER, obj.fields) or "")
-        for obj in (*by_table[Table.FILTER], *by_table[Table.NAT])
+        ownership.address_list(ownership.owner_policy(filter_table, obj.fields) or "")
+        for obj in (*by_table[filter_table], *by_table[nat_table])
     }
 
     def in_wanted_list(change: Change) -> bool:
@@ -325,7 +360,7 @@ def plan_changes(
         *rules.deletes,
         *rules.updates,
         *nat.updates,
-        *_place_filter_rules(rules, tables.get(Table.FILTER, ()), marker, ownership),
+        *_place_filter_rules(rules, tables.get(filter_table, ()), marker, ownership),
         *nat.creates(),
         *(change for change in entries.deletes if not in_wanted_list(change)),
     ]
@@ -340,12 +375,37 @@ def plan_router(
     *,
     wan_interface_list: str | None = None,
     released: Mapping[str, Mapping[str, str]] | None = None,
+    families: Iterable[Family] = (Family.IPV4,),
 ) -> Plan:
-    """The plan for a pass: the marker found, the targets' rows built, the changes planned.
+    """The plan for a pass over `families`: each family's marker found, the targets' rows built,
+    the changes planned, IPv4's first.
 
     `wan_interface_list` scopes every owned rule to that interface list (see `desired`).
-    Raises MarkerError when the marker is missing or ambiguous: then nothing may be written.
+    Raises MarkerError when a family's marker is missing or ambiguous: then nothing may be
+    written (`marker_problems` tells which families to leave out beforehand).
     """
-    marker = find_marker(tables.get(Table.FILTER, []), ownership)
-    wanted = desired_objects(targets, ownership, marker.chain, wan_interface_list)
-    return plan_changes(wanted, tables, ownership, marker, frozen, released)
+    wanted_families = [family for family in Family if family in set(families)]
+    markers = {
+        family: find_marker(tables.get(Table.of(family, "filter"), []), ownership, family)
+        for family in wanted_families
+    }
+    chains = {family: marker.chain for family, marker in markers.items()}
+    wanted = desired_objects(targets, ownership, chains, wan_interface_list)
+    changes: list[Change] = []
+    for family, marker in markers.items():
+        plan = plan_changes(wanted, tables, ownership, marker, frozen, released, family)
+        changes.extend(plan.changes)
+    return Plan(tuple(changes))
+
+
+def marker_problems(
+    tables: Tables, ownership: Ownership, families: Iterable[Family]
+) -> dict[Family, MarkerError]:
+    """Each family whose marker is missing or not unique, with why."""
+    problems: dict[Family, MarkerError] = {}
+    for family in families:
+        try:
+            find_marker(tables.get(Table.of(family, "filter"), []), ownership, family)
+        except MarkerError as error:
+            problems[family] = error
+    return problems

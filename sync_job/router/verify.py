@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from sync_job.model import Action
 from sync_job.router.apply import ApplyResult
 from sync_job.router.plan import Change, Plan
-from sync_job.router.tables import Table
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,7 +84,7 @@ def misplaced_rules(after: Plan, applied: ApplyResult) -> Sequence[Change]:
     return [
         Change(
             action=Action.DELETE,
-            table=Table.FILTER,
+            table=change.table,
             key=change.key,
             policy=change.policy,
             reason="not directly above the marker after it was placed",

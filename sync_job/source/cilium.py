@@ -1,7 +1,8 @@
 """Reading one CiliumClusterwideNetworkPolicy: its allowed sources and its selectors.
 
 Owns the policy-level contract: the rules are `spec` plus every `specs[]` entry; sources are the
-IPv4 /32s (with `--allow-source-ranges`, any IPv4 prefix up to /8 wide) of `fromCIDR` and of
+IPv4 /32s and IPv6 /128s (with `--allow-source-ranges`, prefixes up to /8 and /12 wide) of the
+families `--ip-families` syncs, from `fromCIDR` and from
 `fromCIDRSet[]` in the `ingress` rules: its `cidr`, or the `spec.externalCIDRs` of the
 CiliumCIDRGroup its `cidrGroupRef` names or of every group its `cidrGroupSelector` matches, minus
 its `except` prefixes, minus whatever any `ingressDeny` rule covers (deny wins, as in Cilium).
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from sync_job.model import PolicyError, Reason
+from sync_job.model import Family, PolicyError, Reason
 from sync_job.source.selectors import (
     OPERATORS,
     EndpointSelector,
@@ -25,24 +26,40 @@ from sync_job.source.selectors import (
     field_error,
     parse_selector,
 )
-from sync_job.source.snapshot import CidrGroup, is_ipv4
+from sync_job.source.snapshot import CidrGroup, ipv6_text, is_ipv4
 
 KIND = "CiliumClusterwideNetworkPolicy"
 DEFAULT_RESERVED: tuple[ipaddress.IPv4Network, ...] = tuple(
     ipaddress.IPv4Network(cidr)
     for cidr in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
 )
-WORLD_ENTITIES = frozenset({"world", "world-ipv4", "all"})
-EVERYWHERE = ipaddress.IPv4Network("0.0.0.0/0")
+# Unspecified, loopback, link-local, multicast and IPv4-mapped: never a source on the internet
+# (RFC 4291 section 2.4; IANA IPv6 Special-Purpose Address Registry). Documentation space
+# (2001:db8::/32, RFC 3849) stays valid, as 192.0.2.0/24 does for IPv4.
+DEFAULT_RESERVED6: tuple[ipaddress.IPv6Network, ...] = tuple(
+    ipaddress.IPv6Network(cidr)
+    for cidr in ("::/128", "::1/128", "fe80::/10", "ff00::/8", "::ffff:0:0/96")
+)
+# Cilium's world entities (docs.cilium.io, "Entities Based"): which families each covers.
+WORLD_ENTITIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "world": ("0.0.0.0/0", "::/0"),
+        "all": ("0.0.0.0/0", "::/0"),
+        "world-ipv4": ("0.0.0.0/0",),
+        "world-ipv6": ("::/0",),
+    }
+)
 
-# The widest prefix --allow-source-ranges accepts: a /8 is the largest block a registry hands out
-# (IANA IPv4 address space registry), so anything wider is a typo, not a provider's range.
+# The widest prefix --allow-source-ranges accepts: a /8 (IPv4) or a /12 (IPv6) is the largest
+# block IANA hands to a registry (IANA IPv4 Address Space and IPv6 Global Unicast Address
+# Assignments registries), so anything wider is a typo, not a provider's range.
 WIDEST_RANGE = 8
+WIDEST_RANGE6 = 12
 GROUP_KIND = "CiliumCIDRGroup"
 NO_GROUPS: Mapping[str, CidrGroup] = MappingProxyType({})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPv4 = ipaddress.IPv4Network
+ALL_FAMILIES = frozenset(Family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,32 +106,31 @@ class _Deny:
     network: Network
     excepted: tuple[Network, ...] = ()
 
-    def remove_from(self, nets: list[IPv4]) -> list[IPv4]:
+    def remove_from(self, nets: list[Network]) -> list[Network]:
         """`nets` minus this peer: (nets - network) + (nets & network & each except)."""
-        if not isinstance(self.network, ipaddress.IPv4Network):
-            return nets
         denied = _intersect(nets, self.network)
-        back = [
-            n
-            for e in self.excepted
-            if isinstance(e, ipaddress.IPv4Network)
-            for n in _intersect(denied, e)
-        ]
+        back = [n for e in self.excepted for n in _intersect(denied, e)]
         return _subtract(nets, self.network) + back
 
 
-def _subtract(nets: list[IPv4], cut: IPv4) -> list[IPv4]:
-    found: list[IPv4] = []
+def _subtract(nets: list[Network], cut: Network) -> list[Network]:
+    """`nets` minus `cut`; a network of the other family is left as it is."""
+    found: list[Network] = []
     for net in nets:
-        if not net.overlaps(cut):
+        if net.version != cut.version or not net.overlaps(cut):
             found.append(net)
-        elif not net.subnet_of(cut):
-            found.extend(net.address_exclude(cut))
+        elif not net.subnet_of(cut):  # type: ignore[arg-type]  # same version, checked above
+            found.extend(net.address_exclude(cut))  # type: ignore[arg-type]
     return found
 
 
-def _intersect(nets: list[IPv4], other: IPv4) -> list[IPv4]:
-    return [net if net.subnet_of(other) else other for net in nets if net.overlaps(other)]
+def _intersect(nets: list[Network], other: Network) -> list[Network]:
+    """The parts of `nets` inside `other` (of its family)."""
+    return [
+        net if net.subnet_of(other) else other  # type: ignore[arg-type]
+        for net in nets
+        if net.version == other.version and net.overlaps(other)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,30 +138,33 @@ class _Context:
     """What validating one policy's sources needs besides the policy itself."""
 
     owner: str
-    reserved: Sequence[ipaddress.IPv4Network]
+    reserved: Sequence[Network]
     groups: Mapping[str, CidrGroup] | None
     allow_ranges: bool
+    families: frozenset[Family] = frozenset({Family.IPV4})
 
 
 def parse_policy(
     raw: Mapping[str, Any],
-    reserved: Sequence[ipaddress.IPv4Network] = DEFAULT_RESERVED,
+    reserved: Sequence[Network] = DEFAULT_RESERVED + DEFAULT_RESERVED6,
     *,
     groups: Mapping[str, CidrGroup] | None = NO_GROUPS,
     allow_ranges: bool = False,
+    families: frozenset[Family] = frozenset({Family.IPV4}),
 ) -> PolicySpec:
     """Validate a raw CCNP and extract its sources and pod selectors; raises PolicyError.
 
     `groups` are the CiliumCIDRGroups by name (None: their CRD is not installed); with
-    `allow_ranges` (`--allow-source-ranges`) a source may be any IPv4 prefix, not only a /32.
+    `allow_ranges` (`--allow-source-ranges`) a source may be a prefix, not only a host;
+    `families` (`--ip-families`) are the families a source may be of.
     """
     metadata = raw.get("metadata") if isinstance(raw, Mapping) else None
     metadata = metadata if isinstance(metadata, Mapping) else {}
     name = metadata.get("name")
     name = name if isinstance(name, str) and name else "<unnamed>"
     owner = f"{KIND} {name}"
-    context = _Context(owner, reserved, groups, allow_ranges)
-    found: list[tuple[str, EndpointSelector | None, list[IPv4], Any]] = []
+    context = _Context(owner, reserved, groups, allow_ranges, families)
+    found: list[tuple[str, EndpointSelector | None, list[Network], Any]] = []
     denies: list[_Deny] = []
     selectors: list[EndpointSelector] = []
     used: list[str] = []
@@ -159,7 +178,7 @@ def parse_policy(
             found.append((entry_path, selector, nets, ports))
         denies.extend(_denied(rule.get("ingressDeny"), f"{path}.ingressDeny", context))
 
-    def kept(nets: list[IPv4]) -> list[IPv4]:
+    def kept(nets: list[Network]) -> list[Network]:
         for deny in denies:
             nets = deny.remove_from(nets)
         return _tidy(nets, allow_ranges)
@@ -181,18 +200,23 @@ def parse_policy(
     )
 
 
-def source_text(network: ipaddress.IPv4Network) -> str:
-    """A source as an address-list entry: a bare address for a /32 (as RouterOS stores it,
-    docs/routeros-lab-cases.md cases 9 and 30), else network address and prefix (case 3)."""
-    return str(network.network_address) if network.prefixlen == 32 else str(network)
+def source_text(network: Network) -> str:
+    """A source as RouterOS stores it in an address list: a bare address for an IPv4 /32
+    (docs/routeros-lab-cases.md cases 9 and 30), an IPv6 host with its /128 (case 1), else
+    network address and prefix (case 3), IPv6 in lower-case compressed form (case 2)."""
+    if network.version == 4 and network.prefixlen == 32:
+        return str(network.network_address)
+    return str(network)
 
 
-def _tidy(nets: list[IPv4], allow_ranges: bool) -> list[IPv4]:
-    """Sorted and without duplicates; with ranges allowed, the smallest covering set of prefixes
-    (without, every source is a /32 and stays one entry)."""
+def _tidy(nets: list[Network], allow_ranges: bool) -> list[Network]:
+    """Sorted (IPv4 first) and without duplicates; with ranges allowed, the smallest covering
+    set of prefixes per family (without, every source is a host and stays one entry)."""
+    v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
     if allow_ranges:
-        return list(ipaddress.collapse_addresses(nets))
-    return sorted(set(nets))
+        return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+    return [*sorted(set(v4)), *sorted(set(v6))]
 
 
 def _rules(raw: Any, owner: str) -> list[tuple[str, Mapping[str, Any]]]:
@@ -342,14 +366,14 @@ def _label_selector(raw: Any, path: str, owner: str) -> Callable[[Mapping[str, s
 
 def _allowed(
     ingress: Any, path: str, context: _Context, used: list[str]
-) -> list[tuple[str, list[IPv4], tuple[PortRule, ...] | None]]:
+) -> list[tuple[str, list[Network], tuple[PortRule, ...] | None]]:
     """Each `ingress` entry with its sources and its ports; a source the router cannot mirror is
     an error. Entries without CIDR sources bring nothing to the router. The names of the groups
     the entries take sources from are appended to `used`."""
     owner = context.owner
     found = []
     for rule_path, rule in _peer_rules(ingress, path, owner):
-        nets: list[IPv4] = []
+        nets: list[Network] = []
         cidrs = _list(rule.get("fromCIDR"), f"{rule_path}.fromCIDR", owner)
         for i, value in enumerate(cidrs):
             nets.append(_source(value, f"{rule_path}.fromCIDR[{i}]", context))
@@ -368,8 +392,7 @@ def _allowed(
                 )
             for i, value in enumerate(excepts):
                 cut = _network(value, f"{entry_path}.except[{i}]", owner)
-                if isinstance(cut, ipaddress.IPv4Network):
-                    entry_nets = _subtract(entry_nets, cut)
+                entry_nets = _subtract(entry_nets, cut)
             nets.extend(entry_nets)
         if nets:
             ports = _to_ports(rule.get("toPorts"), f"{rule_path}.toPorts", owner)
@@ -441,8 +464,7 @@ def _denied(ingress_deny: Any, path: str, context: _Context) -> list[_Deny]:
                 raise field_error(
                     owner, f"{rule_path}.fromEntities[{i}]", entity, "is not a string"
                 )
-            if entity in WORLD_ENTITIES:
-                found.append(_Deny(EVERYWHERE))
+            found.extend(_Deny(ipaddress.ip_network(n)) for n in WORLD_ENTITIES.get(entity, ()))
     return found
 
 
@@ -453,8 +475,9 @@ def _network(value: Any, path: str, owner: str) -> Network:
     if "${" in value or "{{" in value:
         raise field_error(owner, path, value, "is an unrendered template value, not a CIDR")
     address, slash, length = value.partition("/")
-    if not slash and is_ipv4(address):
-        raise field_error(owner, path, value, f'has no prefix length (write "{value}/32")')
+    if not slash and (is_ipv4(address) or ipv6_text(address) is not None):
+        host = 32 if is_ipv4(address) else 128
+        raise field_error(owner, path, value, f'has no prefix length (write "{value}/{host}")')
     if not (length.isascii() and length.isdigit() and length == str(int(length))):
         raise field_error(owner, path, value, "is not a CIDR (address/prefix-length)")
     try:
@@ -474,41 +497,52 @@ def _plain_host(value: Any) -> ipaddress.IPv4Address | None:
     return None
 
 
-def _source(value: Any, path: str, context: _Context) -> IPv4:
-    """One allowed source: a /32, or with `--allow-source-ranges` an IPv4 prefix no wider than
-    /WIDEST_RANGE; either must stay clear of the reserved ranges."""
+def _source(value: Any, path: str, context: _Context) -> Network:
+    """One allowed source: a host (IPv4 /32, IPv6 /128), or with `--allow-source-ranges` a
+    prefix no wider than /WIDEST_RANGE (IPv4) or /WIDEST_RANGE6 (IPv6), of a family
+    `--ip-families` syncs; either must stay clear of the reserved ranges."""
     owner = context.owner
     address = _plain_host(value)
+    network: Network
     if address is not None:
         network = ipaddress.IPv4Network(address)
     else:
-        parsed = _network(value, path, owner)
-        if parsed.version == 6:
-            only = "IPv4 prefixes" if context.allow_ranges else "single IPv4 addresses (/32)"
-            raise field_error(owner, path, value, f"is IPv6: only {only} are supported")
-        network = ipaddress.IPv4Network(parsed)
+        network = _network(value, path, owner)
+    family = Family.IPV4 if network.version == 4 else Family.IPV6
+    if family not in context.families:
+        synced = ",".join(f.value for f in sorted(context.families))
+        raise field_error(
+            owner,
+            path,
+            value,
+            f"is {'IPv4' if family is Family.IPV4 else 'IPv6'}, a family this job does not sync "
+            f"(--ip-families {synced}): add {family.value} to --ip-families to sync it",
+        )
+    host, widest = (32, WIDEST_RANGE) if family is Family.IPV4 else (128, WIDEST_RANGE6)
+    name = "IPv4" if family is Family.IPV4 else "IPv6"
     if network.prefixlen == 0:
         raise field_error(
             owner,
             path,
             value,
-            "is every IPv4 address, which is never synced: only single addresses (/32) or, "
-            f"with --allow-source-ranges, prefixes up to /{WIDEST_RANGE} wide are",
+            f"is every {name} address, which is never synced: only single addresses (/{host}) "
+            f"or, with --allow-source-ranges, prefixes up to /{widest} wide are",
         )
-    if network.prefixlen != 32:
+    if network.prefixlen != host:
         if not context.allow_ranges:
             raise field_error(
                 owner,
                 path,
                 value,
-                "is not a single IPv4 address (/32): pass --allow-source-ranges to sync ranges",
+                f"is not a single {name} address (/{host}): pass --allow-source-ranges to sync "
+                "ranges",
             )
-        if network.prefixlen < WIDEST_RANGE:
+        if network.prefixlen < widest:
             raise field_error(
-                owner, path, value, f"is wider than /{WIDEST_RANGE}, the widest range synced"
+                owner, path, value, f"is wider than /{widest}, the widest {name} range synced"
             )
     for block in context.reserved:
-        if network.overlaps(block):
-            relation = "is in" if network.subnet_of(block) else "overlaps"
+        if block.version == network.version and network.overlaps(block):
+            relation = "is in" if network.subnet_of(block) else "overlaps"  # type: ignore[arg-type]
             raise field_error(owner, path, value, f"{relation} the reserved range {block}")
     return network

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sync_job.model import Gateway, PolicyError, Reason, ServicePort
+from sync_job.model import Family, Gateway, PolicyError, Reason, ServicePort
 from sync_job.source.cilium import KIND, PolicySpec
 from sync_job.source.selectors import EndpointSelector, endpoint_labels, field_error, matches
 from sync_job.source.snapshot import GATEWAY_ANNOTATION, Pod, Service
@@ -98,11 +98,27 @@ class ServiceIndex:
 
 @dataclass(frozen=True, slots=True)
 class Discovery:
-    """The gateway of a policy, the Services that share its address and the pods behind them."""
+    """The gateway of a policy, the Services that share its address and the pods behind them.
+
+    The gateway has the address of each family it could agree on; why a family has none is in
+    `problems`, raised only for a family the policy turns out to need (`address`)."""
 
     gateway: Gateway
     services: tuple[Service, ...]
     pods: tuple[Pod, ...]
+    problems: Mapping[Family, PolicyError] = field(default_factory=dict)
+
+    def require(self, needed: Iterable[Family]) -> Gateway:
+        """The gateway with the addresses of `needed` only; raises why one of them is missing."""
+        wanted = set(needed)
+        for family in Family:
+            if family in wanted and family in self.problems:
+                raise self.problems[family]
+        return replace(
+            self.gateway,
+            ip=self.gateway.ip if Family.IPV4 in wanted else None,
+            ip6=self.gateway.ip6 if Family.IPV6 in wanted else None,
+        )
 
 
 def find_gateway(
@@ -113,9 +129,10 @@ def find_gateway(
     gateway_ref: tuple[str, str] | None = None,
     gateway_ranges: Sequence[Network] = (),
 ) -> Gateway:
+    """The IPv4 gateway of a policy (raises when it has none)."""
     return discover(
         policy, pods, services, gateway_ref=gateway_ref, gateway_ranges=gateway_ranges
-    ).gateway
+    ).require([Family.IPV4])
 
 
 def discover(
@@ -125,15 +142,18 @@ def discover(
     *,
     gateway_ref: tuple[str, str] | None = None,
     gateway_ranges: Sequence[Network] = (),
+    families: Iterable[Family] = (Family.IPV4,),
 ) -> Discovery:
-    """The one LoadBalancer address in front of the policy's running pods; raises
-    DiscoveryFailed when something is missing or ambiguous, ValidationFailed for a bad port or an
-    address that can never be a gateway.
+    """The one LoadBalancer address of each of `families` in front of the policy's running
+    pods; raises DiscoveryFailed when something is missing or ambiguous, ValidationFailed for a
+    bad port. A family without one address (none, several, or one that can never be a gateway)
+    is in `problems`, as the policy may not need it.
 
     Every LoadBalancer Service with an ingress address in front of a selected pod must agree on
     that address (Services sharing it have their ports merged), unless the policy names its
     gateway Service (`gateway_ref`), which then must front a selected pod.
     """
+    enabled = [family for family in Family if family in set(families)]
     if not policy.selectors:
         raise _missing(f"{KIND} {policy.name} has no rule with an endpointSelector")
     selected = pods.select(policy.selectors)
@@ -154,25 +174,23 @@ def discover(
         what = f"the {len(selected)} matching pods" if many else "the matching pod"
         raise _missing(f"no LoadBalancer Service selects {what} ({names})")
     candidates = [found[key] for key in sorted(found)]
-    ready = [service for service in candidates if service.ingress_ips]
+    ready = [s for s in candidates if any(_addresses(s, family) for family in enabled)]
     if not ready:
         names = _names(f"{s.namespace}/{s.name}" for s in candidates)
         subject = "Service {} has" if len(candidates) == 1 else "Services {} have"
+        kinds = " or ".join(_FAMILY_NAMES[family] for family in enabled)
         raise _missing(
-            f"LoadBalancer {subject.format(names)} no IPv4 ingress IP yet"
+            f"LoadBalancer {subject.format(names)} no {kinds} ingress IP yet"
             " (status.loadBalancer.ingress has none)"
         )
-    addresses = {service.ingress_ips[0] for service in ready}
-    if len(addresses) > 1:
-        listed = _names(f"{s.namespace}/{s.name} ({s.ingress_ips[0]})" for s in ready)
-        raise _missing(
-            f"the LoadBalancer Services in front of the pods of {KIND} {policy.name} disagree on "
-            f"the gateway address: {listed}; name the one to use with the annotation "
-            f"{GATEWAY_ANNOTATION}: <namespace>/<name>, or narrow the endpointSelector"
-        )
+    chosen: dict[Family, str] = {}
+    problems: dict[Family, PolicyError] = {}
+    for family in enabled:
+        try:
+            chosen[family] = _gateway_address(policy, ready, family, gateway_ranges)
+        except PolicyError as error:
+            problems[family] = error
     first = ready[0]
-    address = first.ingress_ips[0]
-    _check_address(first, address, gateway_ranges)
     ports = sorted(
         {port for service in ready for port in service_ports(service)},
         key=lambda p: (p.protocol, p.port),
@@ -180,8 +198,49 @@ def discover(
     fronted = tuple(
         pod for pod in selected if any(service in ready for service in services.selecting(pod))
     )
-    gateway = Gateway(first.namespace, first.name, address, tuple(ports))
-    return Discovery(gateway, tuple(ready), fronted)
+    gateway = Gateway(
+        first.namespace,
+        first.name,
+        chosen.get(Family.IPV4),
+        tuple(ports),
+        chosen.get(Family.IPV6),
+    )
+    return Discovery(gateway, tuple(ready), fronted, problems)
+
+
+_FAMILY_NAMES = {Family.IPV4: "IPv4", Family.IPV6: "IPv6"}
+
+
+def _addresses(service: Service, family: Family) -> tuple[str, ...]:
+    return service.ingress_ips if family is Family.IPV4 else service.ingress_ips6
+
+
+def _gateway_address(
+    policy: PolicySpec, ready: Sequence[Service], family: Family, ranges: Sequence[Network]
+) -> str:
+    """The one `family` address the ready Services agree on, checked; raises why there is none."""
+    having = [service for service in ready if _addresses(service, family)]
+    name = _FAMILY_NAMES[family]
+    if not having:
+        names = _names(f"{s.namespace}/{s.name}" for s in ready)
+        subject = "Service {} has" if len(ready) == 1 else "Services {} have"
+        raise _missing(
+            f"{KIND} {policy.name} has {name} sources, but its LoadBalancer "
+            f"{subject.format(names)} no {name} ingress IP (status.loadBalancer.ingress has "
+            f"none): give the Service an {name} address (spec.ipFamilies), or remove the "
+            f"{name} sources"
+        )
+    addresses = {_addresses(service, family)[0] for service in having}
+    if len(addresses) > 1:
+        listed = _names(f"{s.namespace}/{s.name} ({_addresses(s, family)[0]})" for s in having)
+        raise _missing(
+            f"the LoadBalancer Services in front of the pods of {KIND} {policy.name} disagree on "
+            f"the {name} gateway address: {listed}; name the one to use with the annotation "
+            f"{GATEWAY_ANNOTATION}: <namespace>/<name>, or narrow the endpointSelector"
+        )
+    address = _addresses(having[0], family)[0]
+    _check_address(having[0], address, ranges)
+    return address
 
 
 def _check_address(service: Service, address: str, ranges: Sequence[Network]) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sync_job.model import PolicyError, PolicyOutcome, PolicyTarget, Reason
-from sync_job.source.cilium import DEFAULT_RESERVED, KIND, parse_policy
+from sync_job.model import Family, PolicyError, PolicyOutcome, PolicyTarget, Reason, family_of
+from sync_job.source.cilium import DEFAULT_RESERVED, DEFAULT_RESERVED6, KIND, Network, parse_policy
 from sync_job.source.discovery import PodIndex, ServiceIndex, discover
 from sync_job.source.scope import open_to_any_namespace, scope
 from sync_job.source.snapshot import GATEWAY_ANNOTATION, GATEWAY_ANNOTATIONS, ClusterSnapshot
@@ -33,11 +33,25 @@ def _synced_message(target: PolicyTarget, notes: Sequence[str] = ()) -> str:
         by_protocol.setdefault(port.protocol, []).append(str(port.port))
     ports = "; ".join(f"{proto} {','.join(ports)}" for proto, ports in sorted(by_protocol.items()))
     gateway = target.gateway
+    parts = [
+        f"{len(target.sources_of(family))} {label}source(s) -> {gateway.address(family)}"
+        for family, label in ((Family.IPV4, ""), (Family.IPV6, "IPv6 "))
+        if family in target.families
+    ]
     message = (
-        f"router in sync: {len(target.sources)} source(s) -> {gateway.ip} "
+        f"router in sync: {', '.join(parts)} "
         f"(Service {gateway.namespace}/{gateway.name}) on {ports}"
     )
     return "; ".join((message, *notes))
+
+
+def _needed(sources: Sequence[str], enabled: frozenset[Family]) -> frozenset[Family]:
+    """The families the router holds objects of for a policy: those of its sources; with none,
+    IPv4 when synced (today's empty list and rules), else IPv6."""
+    found = frozenset(family_of(source) for source in sources)
+    if found:
+        return found
+    return frozenset({Family.IPV4 if Family.IPV4 in enabled else Family.IPV6})
 
 
 def _gateway_ref(raw: Mapping[str, Any], owner: str) -> tuple[str, str] | None:
@@ -89,13 +103,15 @@ def _check_name(raw_name: Any, uses: int) -> None:
 def evaluate(
     snapshot: ClusterSnapshot,
     *,
-    reserved: Sequence[ipaddress.IPv4Network] = DEFAULT_RESERVED,
+    reserved: Sequence[Network] = DEFAULT_RESERVED + DEFAULT_RESERVED6,
     cluster_name: str = "default",
-    gateway_ranges: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+    gateway_ranges: Sequence[Network] = (),
     allow_source_ranges: bool = False,
+    families: frozenset[Family] = frozenset({Family.IPV4}),
 ) -> tuple[list[PolicyOutcome], list[PolicyTarget]]:
     """Validate and discover every annotated policy; one policy's failure never stops another.
-    `allow_source_ranges` (`--allow-source-ranges`) lets a source be an IPv4 prefix."""
+    `allow_source_ranges` (`--allow-source-ranges`) lets a source be a prefix; `families`
+    (`--ip-families`) are the IP families synced."""
     pods = PodIndex(snapshot.pods, snapshot.namespace_labels, cluster_name)
     services = ServiceIndex(snapshot.services)
     outcomes: list[PolicyOutcome] = []
@@ -113,12 +129,20 @@ def evaluate(
                 tuple(reserved),
                 groups=snapshot.cidr_groups,
                 allow_ranges=allow_source_ranges,
+                families=families,
             )
             gateway_ref = _gateway_ref(raw, f"{KIND} {name}")
             found = discover(
-                spec, pods, services, gateway_ref=gateway_ref, gateway_ranges=gateway_ranges
+                spec,
+                pods,
+                services,
+                gateway_ref=gateway_ref,
+                gateway_ranges=gateway_ranges,
+                families=families,
             )
             scoped = scope(spec, found, pods)
+            needed = _needed(scoped.sources, families)
+            gateway = replace(found.require(needed), ports=scoped.ports)
         except PolicyError as error:
             log.warning("policy %s: %s: %s", name, error.reason.value, error.message)
             outcomes.append(PolicyOutcome(name, error.reason, error.message, generation))
@@ -131,8 +155,7 @@ def evaluate(
                 "a selector names no namespace, so pods and Services of any namespace can take "
                 f"part: name the gateway with the annotation {GATEWAY_ANNOTATION}"
             )
-        gateway = replace(found.gateway, ports=scoped.ports)
-        target = PolicyTarget(name, scoped.sources, gateway)
+        target = PolicyTarget(name, scoped.sources, gateway, needed)
         targets.append(target)
         outcomes.append(
             PolicyOutcome(
@@ -142,6 +165,7 @@ def evaluate(
                 generation,
                 gateway.ip,
                 f"{gateway.namespace}/{gateway.name}",
+                gateway.ip6,
             )
         )
     return _without_overlaps(snapshot, outcomes, targets)
@@ -187,6 +211,7 @@ def _without_overlaps(
             message=refused[o.name],
             gateway_ip=None,
             gateway_service=None,
+            gateway_ip6=None,
         )
         if o.name in refused
         else o
@@ -223,7 +248,10 @@ def _clash(
 
 
 def _claims(target: PolicyTarget) -> list[tuple[str, str, int]]:
-    return [(s, p.protocol, p.port) for s in target.sources for p in target.gateway.ports]
+    """What a policy's NAT rules capture: (IPv4 source, protocol, port). IPv6 has no NAT: its
+    rules name their destination, so two policies can never send one source to two places."""
+    sources = target.sources_of(Family.IPV4)
+    return [(s, p.protocol, p.port) for s in sources for p in target.gateway.ports]
 
 
 def released_addresses(
@@ -239,7 +267,7 @@ def released_addresses(
     holders: dict[str, set[str]] = {}
     for service in snapshot.services:
         if service.type == "LoadBalancer":
-            for ip in service.ingress_ips:
+            for ip in (*service.ingress_ips, *service.ingress_ips6):
                 holders.setdefault(ip, set()).add(f"{service.namespace}/{service.name}")
     released: dict[str, dict[str, str]] = {}
     for outcome in outcomes:

@@ -16,14 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sync_job.model import PolicyError, Reason, ServicePort
-from sync_job.source.cilium import KIND, IngressRule, PolicySpec, PortRule
+from sync_job.source.cilium import KIND, IngressRule, PolicySpec, PortRule, source_text
 from sync_job.source.discovery import Discovery, PodIndex, service_targets
 from sync_job.source.selectors import NAMESPACE_KEY, matches
 from sync_job.source.snapshot import Pod, Service
 
-# RFC 1918, RFC 6598 shared space, RFC 6890 IETF protocol assignments, RFC 2544 benchmarking.
-PRIVATE_SPACE: tuple[ipaddress.IPv4Network, ...] = tuple(
-    ipaddress.IPv4Network(cidr)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# RFC 1918, RFC 6598 shared space, RFC 6890 IETF protocol assignments, RFC 2544 benchmarking,
+# and IPv6 unique local addresses (RFC 4193), the IPv6 counterpart of RFC 1918.
+PRIVATE_SPACE: tuple[Network, ...] = tuple(
+    ipaddress.ip_network(cidr)
     for cidr in (
         "10.0.0.0/8",
         "172.16.0.0/12",
@@ -31,6 +34,7 @@ PRIVATE_SPACE: tuple[ipaddress.IPv4Network, ...] = tuple(
         "100.64.0.0/10",
         "192.0.0.0/24",
         "198.18.0.0/15",
+        "fc00::/7",
     )
 )
 
@@ -47,21 +51,22 @@ class Scoped:
 
 def is_private(address: str) -> bool:
     """Whether a source (an address or a prefix) lies wholly inside private or shared space."""
-    return _in_private(ipaddress.IPv4Network(address))
+    return _in_private(ipaddress.ip_network(address))
 
 
-def _in_private(network: ipaddress.IPv4Network) -> bool:
-    return any(network.subnet_of(block) for block in PRIVATE_SPACE)
+def _within(network: Network, block: Network) -> bool:
+    return network.version == block.version and network.subnet_of(block)  # type: ignore[arg-type]
 
 
-def _outermost(networks: set[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Network]:
-    """Sorted, without the prefixes another one contains (the rules' sources are pooled, never
-    merged: without --allow-source-ranges every entry stays a /32)."""
-    return [n for n in sorted(networks) if not any(o != n and n.subnet_of(o) for o in networks)]
+def _in_private(network: Network) -> bool:
+    return any(_within(network, block) for block in PRIVATE_SPACE)
 
 
-def _text(network: ipaddress.IPv4Network) -> str:
-    return str(network.network_address) if network.prefixlen == 32 else str(network)
+def _outermost(networks: set[Network]) -> list[Network]:
+    """Sorted (IPv4 first), without the prefixes another one contains (the rules' sources are
+    pooled, never merged: without --allow-source-ranges every entry stays a host)."""
+    ordered = sorted(networks, key=lambda n: (n.version, n))
+    return [n for n in ordered if not any(o != n and _within(n, o) for o in networks)]
 
 
 def scope(policy: PolicySpec, found: Discovery, pods: PodIndex) -> Scoped:
@@ -100,17 +105,20 @@ def scope(policy: PolicySpec, found: Discovery, pods: PodIndex) -> Scoped:
             "which one address list cannot express: split them into one policy per set of ports",
         )
     ports, chosen = next(iter(opened.items()), (found.gateway.ports, []))
-    everything = _outermost({ipaddress.IPv4Network(a) for r in chosen for a in r.sources})
+    everything = _outermost({ipaddress.ip_network(a) for r in chosen for a in r.sources})
     for network in everything:
-        block = next((b for b in PRIVATE_SPACE if network.overlaps(b)), None)
-        if block is not None and not network.subnet_of(block):
+        block = next(
+            (b for b in PRIVATE_SPACE if b.version == network.version and network.overlaps(b)),
+            None,
+        )
+        if block is not None and not _within(network, block):
             raise PolicyError(
                 Reason.VALIDATION_FAILED,
                 f"{owner}: source {network} straddles the private range {block}: private space "
                 "never arrives from the internet, so list only the public part of the range",
             )
-    sources = tuple(_text(n) for n in everything if not _in_private(n))
-    left_out = tuple(_text(n) for n in everything if _in_private(n))
+    sources = tuple(source_text(n) for n in everything if not _in_private(n))
+    left_out = tuple(source_text(n) for n in everything if _in_private(n))
     if left_out:
         notes.append(
             f"left out {len(left_out)} private source(s) ({', '.join(left_out[:3])}"

@@ -41,7 +41,8 @@ class Service:
     type: str
     selector: Mapping[str, str]
     ports: Sequence[Any]  # raw spec.ports: validated (bad fields named) by source.discovery
-    ingress_ips: tuple[str, ...] = ()
+    ingress_ips: tuple[str, ...] = ()  # IPv4, in status order
+    ingress_ips6: tuple[str, ...] = ()  # IPv6, in status order, RFC 5952 text
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,16 @@ def _str_map(value: Any) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in value.items()}
 
 
+def ipv6_text(value: Any) -> str | None:
+    """A plain IPv6 address in RFC 5952 form (lower case, compressed), else None."""
+    try:
+        if not isinstance(value, str) or "%" in value:  # a zone index is no LB address
+            return None
+        return str(ipaddress.IPv6Address(value))
+    except ValueError:
+        return None
+
+
 def is_ipv4(value: Any) -> bool:
     """Whether `value` is written as a plain IPv4 address."""
     try:
@@ -122,12 +133,9 @@ def service_from_raw(raw: Mapping[str, Any]) -> Service:
     meta = raw.get("metadata") or {}
     spec = raw.get("spec") or {}
     ingress = ((raw.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    # The router side is /ip/firewall (IPv4): an IPv6 ingress address can never be a gateway.
-    ips = tuple(
-        str(entry["ip"])
-        for entry in ingress
-        if isinstance(entry, Mapping) and is_ipv4(entry.get("ip"))
-    )
+    listed = [entry.get("ip") for entry in ingress if isinstance(entry, Mapping)]
+    ips = tuple(str(ip) for ip in listed if is_ipv4(ip))
+    ips6 = tuple(text for ip in listed if (text := ipv6_text(ip)) is not None)
     ports = spec.get("ports")
     return Service(
         namespace=str(meta.get("namespace") or "default"),
@@ -136,6 +144,7 @@ def service_from_raw(raw: Mapping[str, Any]) -> Service:
         selector=_str_map(spec.get("selector")),
         ports=list(ports) if isinstance(ports, list) else [],
         ingress_ips=ips,
+        ingress_ips6=ips6,
     )
 
 

@@ -43,6 +43,7 @@ def build_status(
             }
         ],
         "gatewayIP": outcome.gateway_ip,
+        "gatewayIPv6": outcome.gateway_ip6,
         # A failed policy keeps its router objects, so they still point at the last gateway.
         "gatewayService": outcome.gateway_service
         or (None if outcome.ready else (previous or {}).get("gatewayService")),

@@ -236,6 +236,7 @@ def test_every_setting_of_the_command_has_a_value(helm: Tool, tmp_path: Path) ->
             "reservedCIDRs": ["10.0.0.0/8", "192.168.0.0/16"],
             "noDefaultReserved": True,
             "allowSourceRanges": True,
+            "ipFamilies": "ipv4,ipv6",
             "wanInterfaceList": "WAN",
             "gatewayCIDRs": ["10.0.0.0/24"],
             "ciliumClusterName": "lab",

@@ -295,8 +295,8 @@ D0 = f"{S}.ingressDeny[0]"
         ),
         pytest.param(
             ccnp(rule(cidrs("2001:db8::1/128"))),
-            f'{I0}.fromCIDR[0] "2001:db8::1/128" is IPv6: only single IPv4 addresses '
-            "(/32) are supported",
+            f'{I0}.fromCIDR[0] "2001:db8::1/128" is IPv6, a family this job does not sync '
+            "(--ip-families ipv4): add ipv6 to --ip-families to sync it",
             id="ipv6",
         ),
         pytest.param(

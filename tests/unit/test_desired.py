@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
 from sync_job.model import Gateway, PolicyTarget, ServicePort
-from sync_job.router.desired import SCOPE_FIELDS, desired_objects, policy_objects
+from sync_job.router.desired import SCOPE_FIELDS, desired_objects, policy_objects, policy_objects6
 from sync_job.router.ownership import Ownership
 from sync_job.router.tables import RouterObject, Table
 
@@ -152,10 +157,13 @@ def test_no_or_empty_wan_interface_list_adds_no_scope() -> None:
     assert policy_objects(WEB, OWN, "forward", None) == policy_objects(WEB, OWN, "forward")
 
 
-def test_scope_fields_are_what_the_wan_option_adds() -> None:
-    rows = policy_objects(WEB, OWN, "forward", "WAN")
-    plain = policy_objects(WEB, OWN, "forward")
-    for table in Table:
+@pytest.mark.parametrize("make", [policy_objects, policy_objects6])
+def test_scope_fields_are_what_the_wan_option_adds(make: Any) -> None:
+    target = replace(WEB, sources=(*WEB.sources, "2001:db8::7/128"),
+                     gateway=replace(WEB.gateway, ip6="2001:db8:1::5"))  # fmt: skip
+    rows = make(target, OWN, "forward", "WAN")
+    plain = make(target, OWN, "forward")
+    for table in {row.table for row in rows}:
         added = {
             name
             for row, base in zip(rows, plain, strict=True)

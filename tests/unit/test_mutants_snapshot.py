@@ -118,6 +118,7 @@ def test_a_full_loadbalancer_service() -> None:
         selector={"app": "web"},
         ports=[{"port": 80, "protocol": "TCP"}],
         ingress_ips=("203.0.113.5", "10.0.0.5"),
+        ingress_ips6=("2001:db8::1",),
     )
 
 

@@ -65,6 +65,7 @@ def test_a_first_status_is_complete_and_stamped_now() -> None:
             }
         ],
         "gatewayIP": "10.0.0.5",
+        "gatewayIPv6": None,
         "gatewayService": "default/web",
         "observedGeneration": 4,
         "lastReconciledTime": "2026-03-04T05:06:07Z",

@@ -201,7 +201,7 @@ def test_can_own_only_names_that_read_back_as_owned() -> None:
 def test_a_single_marker_outside_forward_is_warned_about() -> None:
     marker = {".id": "*2", "chain": "input", "comment": "router-policy-sync::marker"}
     assert OWN.marker_warnings({Table.FILTER: [{".id": "*1", "chain": "input"}, marker]}) == [
-        "the marker rule *2 (router-policy-sync::marker) is in chain 'input', not 'forward': "
+        "the ipv4 marker rule *2 (router-policy-sync::marker) is in chain 'input', not 'forward': "
         "dst-NATed traffic is accepted or dropped in forward, so the rules placed above the "
         "marker may never match it"
     ]

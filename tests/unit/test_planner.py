@@ -76,7 +76,7 @@ def converged(*targets: PolicyTarget) -> dict[Table, list[dict[str, str]]]:
 
 
 def summary(result: Plan) -> list[tuple[str, str, str]]:
-    return [(c.action.value, c.table.label, c.key) for c in result.changes]
+    return [(c.action.value, c.table.kind, c.key) for c in result.changes]
 
 
 def test_first_run_only_creates_and_puts_lists_before_rules() -> None:

@@ -22,15 +22,17 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sync_job.model import Action, Gateway, PolicyTarget, ServicePort
+from sync_job.model import Action, Family, Gateway, PolicyTarget, ServicePort
 from sync_job.router.apply import apply
 from sync_job.router.client import RouterSettings, RouterWriter, make_http_client
 from sync_job.router.desired import desired_objects
 from sync_job.router.ownership import Ownership
 from sync_job.router.plan import Plan
 from sync_job.router.planner import find_marker, plan_changes
-from sync_job.router.tables import Table
+from sync_job.router.tables import Table, tables_of
 from sync_job.testing.emulator import RouterOSEmulator
+
+IPV4_TABLES = tables_of([Family.IPV4])
 
 OWN = Ownership()
 PASSWORD = "property-test"
@@ -130,7 +132,7 @@ def targets(draw: st.DrawFn) -> list[PolicyTarget]:
 def owned_rows(draw: st.DrawFn, chain: str) -> dict[Table, list[Row]]:
     """The rows an older desired state left, then edited, duplicated, disabled, dropped."""
     older = draw(targets())
-    rows: dict[Table, list[Row]] = {table: [] for table in Table}
+    rows: dict[Table, list[Row]] = {table: [] for table in IPV4_TABLES}
     for obj in desired_objects(older, OWN, draw(st.sampled_from((chain, "input")))):
         if draw(st.integers(0, 9)) == 0:
             continue  # deleted by hand
@@ -185,7 +187,7 @@ def worlds(draw: st.DrawFn) -> World:
         draw(st.lists(st.sampled_from(candidates), unique=True)) if candidates else []
     )
     tables: dict[Table, list[Row]] = {}
-    for table in Table:
+    for table in IPV4_TABLES:
         foreign = draw(st.lists(st.sampled_from(FOREIGN[table]), unique_by=str))
         rows = [*foreign, *owned[table]]
         if table is Table.FILTER:
@@ -202,7 +204,7 @@ def worlds(draw: st.DrawFn) -> World:
         table: draw(st.lists(st.sampled_from(DYNAMIC[table]), unique_by=str))
         if DYNAMIC[table]
         else []
-        for table in Table
+        for table in IPV4_TABLES
     }
     return World(wanted, chain, frozen, tables, dynamic)
 
@@ -219,7 +221,7 @@ WEB = PolicyTarget(
     Gateway("default", "web", "10.0.0.5", (ServicePort("tcp", 80), ServicePort("udp", 53))),
 )
 EMPTY_WORLD = World([], "forward", frozenset(), {Table.FILTER: [MARKER_ROW], Table.NAT: [],
-                    Table.ADDRESS_LIST: []}, {t: [] for t in Table})  # fmt: skip
+                    Table.ADDRESS_LIST: []}, {t: [] for t in IPV4_TABLES})  # fmt: skip
 HARD_WORLD = World(
     [WEB],
     "forward",
@@ -255,7 +257,7 @@ HARD_WORLD = World(
 
 def load(world: World) -> RouterOSEmulator:
     emulator = RouterOSEmulator("admin", PASSWORD)
-    for table in Table:
+    for table in IPV4_TABLES:
         for row in world.dynamic[table]:
             emulator.seed(table.value, row, dynamic=True)
         for row in world.tables[table]:
@@ -284,7 +286,7 @@ def foreign_view(emulator: RouterOSEmulator, frozen: frozenset[str]) -> dict[Tab
     """Every row the plan must not touch, exactly as GET shows it, in router order."""
     return {
         table: [r for r in emulator.rows(table.value) if not is_managed(table, r, frozen)]
-        for table in Table
+        for table in IPV4_TABLES
     }
 
 
@@ -298,7 +300,7 @@ def test_no_foreign_or_frozen_object_is_ever_in_a_plan(world: World) -> None:
     with http:
         tables = router.read_tables()
     result = make_plan(world, tables)
-    by_id = {row[".id"]: (table, row) for table in Table for row in tables[table]}
+    by_id = {row[".id"]: (table, row) for table in IPV4_TABLES for row in tables[table]}
     marker = find_marker(tables[Table.FILTER], OWN)
     for change in result.changes:
         if change.action is Action.CREATE:
@@ -337,7 +339,7 @@ def test_applying_a_plan_then_planning_again_gives_an_empty_plan(world: World) -
     assert [r.get("comment") for r in rows[marker - len(ours) : marker]] == sorted(ours)
     # Exactly the wanted identities, once each.
     wanted = desired_objects(world.wanted, OWN, world.chain)
-    for table in Table:
+    for table in IPV4_TABLES:
         have = [OWN.identity(table, r) for r in tables[table] if is_managed(table, r, world.frozen)]
         assert sorted(have) == sorted(
             OWN.identity(table, o.fields) for o in wanted if o.table is table
@@ -359,17 +361,17 @@ def test_the_generator_covers_the_interesting_cases() -> None:
     )
     @given(worlds())
     def survey(world: World) -> None:
-        rows = [r for t in Table for r in world.tables[t]]
+        rows = [r for t in IPV4_TABLES for r in world.tables[t]]
         seen["foreign"] += any(
             OWN.owner_policy(t, r) is None
-            for t in Table
+            for t in IPV4_TABLES
             for r in world.tables[t]
             if not OWN.is_marker(t, r)
         )
         seen["dynamic"] += any(world.dynamic.values())
         keys = [
             OWN.identity(t, r)
-            for t in Table
+            for t in IPV4_TABLES
             for r in world.tables[t]
             if OWN.owner_policy(t, r) is not None
         ]
@@ -403,7 +405,7 @@ def test_a_dynamic_entry_in_an_owned_list_does_not_cause_endless_drift() -> None
             Table.NAT: [],
             Table.ADDRESS_LIST: [],
         },
-        dynamic={table: [] for table in Table},
+        dynamic={table: [] for table in IPV4_TABLES},
     )
     emulator = load(world)
     entry = {"list": "router-policy-sync::a", "address": "198.51.100.1", "timeout": "1d"}
@@ -447,7 +449,7 @@ def test_a_failed_move_does_not_strand_another_policys_new_rule_above_foreign_ru
             Table.NAT: [],
             Table.ADDRESS_LIST: [],
         },
-        dynamic={table: [] for table in Table},
+        dynamic={table: [] for table in IPV4_TABLES},
     )
     emulator = load(world)
     Faults(emulator).fail_nth(1, 400, "failure: refused", methods={"POST"})

@@ -81,16 +81,16 @@ def test_every_kind_of_router_change_as_text() -> None:
     text = to_text(_report(plan=plan), check=True)
     assert text.splitlines() == [
         "Router changes:",
-        "  + filter router-policy-sync::web::tcp (before router-policy-sync::marker)",
+        "  + ipv4 filter router-policy-sync::web::tcp (before router-policy-sync::marker)",
         "      chain=forward dst-port=80",
-        "  + nat router-policy-sync::web::tcp::80",
+        "  + ipv4 nat router-policy-sync::web::tcp::80",
         "      chain=dstnat to-ports=80",
-        "  ~ nat router-policy-sync::web::tcp::80",
+        "  ~ ipv4 nat router-policy-sync::web::tcp::80",
         "      to-addresses: '10.0.0.4' -> '10.0.0.5'",
         "      disabled: (unset) -> 'false'",
         "      in-interface-list: (unset) -> (unset)",
-        "  ↕ filter router-policy-sync::web::udp: move before router-policy-sync::marker",
-        "  - address-list router-policy-sync::old 192.0.2.1 (no longer wanted)",
+        "  ↕ ipv4 filter router-policy-sync::web::udp: move before router-policy-sync::marker",
+        "  - ipv4 address-list router-policy-sync::old 192.0.2.1 (no longer wanted)",
         "",
         "Plan: 2 to create, 1 to update, 1 to move, 1 to delete.",
         "Drift detected.",
@@ -108,7 +108,7 @@ def test_an_update_that_removes_a_property_shows_the_old_value() -> None:
         after={"in-interface-list": ""},
     )
     lines = to_text(_report(plan=Plan((change,))), check=False).splitlines()
-    assert lines[1:3] == ["  ~ filter k", "      in-interface-list: 'WAN' -> (unset)"]
+    assert lines[1:3] == ["  ~ ipv4 filter k", "      in-interface-list: 'WAN' -> (unset)"]
 
 
 def test_marker_error_kube_changes_outcomes_and_apply_summary_as_text() -> None:
@@ -180,6 +180,7 @@ def test_json_document_of_a_check_run() -> None:
                 {
                     "action": "create",
                     "table": "ip/firewall/filter",
+                    "family": "ipv4",
                     "key": "router-policy-sync::web::tcp",
                     "policy": "web",
                     "reason": "missing",
@@ -192,6 +193,7 @@ def test_json_document_of_a_check_run() -> None:
                 {
                     "action": "update",
                     "table": "ip/firewall/nat",
+                    "family": "ipv4",
                     "key": "router-policy-sync::web::tcp::80",
                     "policy": "web",
                     "reason": "drift",
@@ -204,6 +206,7 @@ def test_json_document_of_a_check_run() -> None:
                 {
                     "action": "delete",
                     "table": "ip/firewall/address-list",
+                    "family": "ipv4",
                     "key": "router-policy-sync::old 192.0.2.1",
                     "policy": "old",
                     "reason": "no longer wanted",
@@ -223,6 +226,7 @@ def test_json_document_of_a_check_run() -> None:
                 "reason": "Synced",
                 "message": "router in sync",
                 "gatewayIP": "10.0.0.5",
+                "gatewayIPv6": None,
                 "status": {"gatewayIP": "10.0.0.5"},
             },
             {
@@ -231,6 +235,7 @@ def test_json_document_of_a_check_run() -> None:
                 "reason": "ValidationFailed",
                 "message": "fromCIDR[0] is not /32",
                 "gatewayIP": None,
+                "gatewayIPv6": None,
                 "status": None,
             },
         ],

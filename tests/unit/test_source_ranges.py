@@ -160,7 +160,7 @@ def test_the_world_prefix_is_refused_even_without_reserved_ranges() -> None:
 def test_nothing_wider_than_a_slash_8_is_synced() -> None:
     assert sources(ccnp(cidrs("44.0.0.0/8"))) == ("44.0.0.0/8",)
     message = failure(ccnp(cidrs("44.0.0.0/7")))
-    assert message.endswith('"44.0.0.0/7" is wider than /8, the widest range synced')
+    assert message.endswith('"44.0.0.0/7" is wider than /8, the widest IPv4 range synced')
 
 
 def test_a_range_inside_private_space_is_left_out_like_a_private_host() -> None:
