@@ -80,7 +80,9 @@ def run_once(
     report.families_blocked = tuple(sorted(settings.ip_families - report.families_planned))
     report.warnings = settings.ownership.marker_warnings(tables)
     if not check and report.plan:
-        _apply_and_read_back(report, router, tables, targets, settings)
+        ready = {outcome.name for outcome in report.outcomes if outcome.ready}
+        synced = [target for target in targets if target.name in ready]
+        _apply_and_read_back(report, router, tables, synced, settings)
     moment = now()
     report.statuses = reconcile.build_statuses(
         report.outcomes, existing, report.kube_changes, moment
@@ -189,7 +191,7 @@ def _plan(
     released = released_addresses(snapshot, outcomes)
     frozen = {outcome.name for outcome in outcomes if not outcome.ready}
     plan = plan_router(
-        targets,
+        [target for target in targets if target.name not in frozen],
         tables,
         settings.ownership,
         frozen,

@@ -505,6 +505,8 @@ class RouterOSEmulator:
         # `"7.23.7 (long-term)"`); tests set another version to play an older router.
         self.system_resource = {"version": "7.23.7 (long-term)", "board-name": "CHR",
                                 "architecture-name": "x86_64"}  # fmt: skip
+        # False plays a router with the ipv6 package disabled: no /ipv6 menus at all.
+        self.ipv6_package = True
         self._lock = threading.RLock()
         self._tables: dict[str, list[Row]] = {table: [] for table in TABLES}
         # Enabled address-list entries per list table: (list, address) -> their `.id`s (seed()
@@ -615,6 +617,8 @@ class RouterOSEmulator:
             names = _names(".proplist", query[".proplist"]) if ".proplist" in query else None
             return 200, _project(dict(self.system_resource), names)
         table, tail = _route(path)
+        if table in IPV6_TABLES and not self.ipv6_package:
+            raise _no_such("ipv6")  # a router whose ipv6 package is disabled has no such menu
         if len(tail) > 1:
             raise _no_such(tail[1])
         proplist = _names(".proplist", query[".proplist"]) if ".proplist" in query else None
