@@ -57,6 +57,14 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class PlanFormat(StrEnum):
+    """`sync --output`: the log format's two, plus Markdown for a pull-request comment."""
+
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
 class LogLevel(StrEnum):
     debug = "debug"
     info = "info"
@@ -120,9 +128,14 @@ def sync(
         ),
     ] = False,
     output: Annotated[
-        OutputFormat,
-        typer.Option("--output", "-o", envvar="SYNC_OUTPUT", help="Plan format on stdout."),
-    ] = OutputFormat.text,
+        PlanFormat,
+        typer.Option(
+            "--output",
+            "-o",
+            envvar="SYNC_OUTPUT",
+            help="Plan format on stdout (markdown: for a pull-request comment).",
+        ),
+    ] = PlanFormat.text,
     from_file: Annotated[
         Path | None,
         typer.Option(
@@ -130,10 +143,31 @@ def sync(
             envvar="SYNC_FROM_FILE",
             exists=True,
             dir_okay=False,
-            help="Read policies, Services and Pods from this YAML instead of the API server; "
-            "RouterPolicy objects are not written (their would-be status is printed).",
+            allow_dash=True,
+            help="Read policies, Services and Pods from this YAML ('-': standard input) instead "
+            "of the API server; RouterPolicy objects are not written (their would-be status is "
+            "printed).",
         ),
     ] = None,
+    policies_from: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policies-from",
+            envvar="POLICIES_FROM",
+            help="With --check only: the CiliumClusterwideNetworkPolicy and CiliumCIDRGroup "
+            "documents of this YAML file, directory (read recursively) or '-' (standard input) "
+            "replace the cluster's; repeatable. Shows what merging a pull request would do.",
+        ),
+    ] = None,
+    allow_mass_removal: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-removal",
+            envvar="ALLOW_MASS_REMOVAL",
+            help="Let this run remove more than half of the policies that own router objects "
+            "(held back otherwise, exit 1).",
+        ),
+    ] = False,
     kubeconfig: Annotated[
         str | None,
         typer.Option(
@@ -382,6 +416,8 @@ def sync(
         ),
         pushgateway_url=pushgateway_url,
         metrics_file=metrics_file,
+        allow_mass_removal=allow_mass_removal,
+        policies_from=tuple(policies_from or ()),
     )
     raise typer.Exit(_job().run_job(settings))
 

@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "testing": {"testing"},
     "report": {"model", "router", "status"},
     "render": {"model", "report"},
+    "markdown": {"model", "report"},
     "metrics": {"model", "report"},
     "demo": {"job", "report", "testing"},
     "cli": {"", "settings", "job"},
@@ -39,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "run": SHARED | STAGES | {"report"},
     "job": SHARED
     | STAGES
-    | {"report", "run", "settings", "kubeapi", "lease", "render", "metrics"}
+    | {"report", "run", "settings", "kubeapi", "lease", "render", "markdown", "metrics"}
     | {"demo"},
 }
 
