@@ -88,7 +88,10 @@ def guard(
     kept = tuple(change for change in plan.changes if change.policy not in removed)
     return Guarded(
         Plan(kept),
-        tuple(HeldBack(name, dict(counts[name])) for name in sorted(counts)),
+        tuple(
+            HeldBack(name, {table: counts[name][table] for table in Table if counts[name][table]})
+            for name in sorted(counts)
+        ),
         removed=len(removed),
         owners=len(owning),
     )
