@@ -99,6 +99,18 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _input_file(value: str | None) -> str | None:
+    """`--from-file`: an existing file, or `-` for standard input (a usage error otherwise)."""
+    if value is None or value == "-":
+        return value
+    path = Path(value)
+    if not path.exists():
+        raise typer.BadParameter(f"file {value!r} does not exist.")
+    if path.is_dir():
+        raise typer.BadParameter(f"file {value!r} is a directory.")
+    return value
+
+
 def _usage(message: str) -> NoReturn:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
@@ -137,13 +149,11 @@ def sync(
         ),
     ] = PlanFormat.text,
     from_file: Annotated[
-        Path | None,
+        str | None,  # not Path: typer 0.29 checks a Path "-" for existence despite allow_dash
         typer.Option(
             "--from-file",
             envvar="SYNC_FROM_FILE",
-            exists=True,
-            dir_okay=False,
-            allow_dash=True,
+            callback=_input_file,
             help="Read policies, Services and Pods from this YAML ('-': standard input) instead "
             "of the API server; RouterPolicy objects are not written (their would-be status is "
             "printed).",
@@ -386,7 +396,7 @@ def sync(
     settings = JobSettings(
         check=check,
         output=output.value,
-        from_file=from_file,
+        from_file=None if from_file is None else Path(from_file),
         kubeconfig=kubeconfig,
         router_url=mikrotik_base_url,
         router_username=mikrotik_username,

@@ -73,10 +73,13 @@ def _change_lines(change: Change) -> list[str]:
 
 
 def _summary(report: RunReport, check: bool) -> str:
+    counts = report.plan.counts()
+    router = (
+        "router: " + ", ".join(f"{counts[a]} {a.symbol}" for a in Action)
+        if report.plan
+        else "no router changes"
+    )
     kube = len(report.kube_changes)
-    router = report.plan.summary().removesuffix(".")
-    if router == "No changes":
-        router = "no router changes"
     kube_text = f", {kube} RouterPolicy change{'s' if kube != 1 else ''}" if kube else ""
     held = f", {len(report.held_back)} policy removals held back" if report.held_back else ""
     if report.marker_error:
