@@ -107,6 +107,7 @@ def test_every_module_has_a_room_and_a_docstring() -> None:
         ("router", "from sync_job.status.conditions import build_status"),
         ("status", "from sync_job.source.snapshot import ClusterSnapshot"),
         ("render", "from sync_job.router.plan import Change"),
+        ("markdown", "from sync_job.router.guard import HeldBack"),
         ("metrics", "from sync_job.run import run_once"),
         ("testing", "from sync_job.model import Action"),
         ("cli", "from sync_job.run import run_once"),
