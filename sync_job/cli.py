@@ -57,6 +57,14 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class PlanFormat(StrEnum):
+    """`sync --output`: the log format's two, plus Markdown for a pull-request comment."""
+
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
 class LogLevel(StrEnum):
     debug = "debug"
     info = "info"
@@ -91,6 +99,18 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _input_file(value: str | None) -> str | None:
+    """`--from-file`: an existing file, or `-` for standard input (a usage error otherwise)."""
+    if value is None or value == "-":
+        return value
+    path = Path(value)
+    if not path.exists():
+        raise typer.BadParameter(f"file {value!r} does not exist.")
+    if path.is_dir():
+        raise typer.BadParameter(f"file {value!r} is a directory.")
+    return value
+
+
 def _usage(message: str) -> NoReturn:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
@@ -120,20 +140,44 @@ def sync(
         ),
     ] = False,
     output: Annotated[
-        OutputFormat,
-        typer.Option("--output", "-o", envvar="SYNC_OUTPUT", help="Plan format on stdout."),
-    ] = OutputFormat.text,
+        PlanFormat,
+        typer.Option(
+            "--output",
+            "-o",
+            envvar="SYNC_OUTPUT",
+            help="Plan format on stdout (markdown: for a pull-request comment).",
+        ),
+    ] = PlanFormat.text,
     from_file: Annotated[
-        Path | None,
+        str | None,  # not Path: typer 0.29 checks a Path "-" for existence despite allow_dash
         typer.Option(
             "--from-file",
             envvar="SYNC_FROM_FILE",
-            exists=True,
-            dir_okay=False,
-            help="Read policies, Services and Pods from this YAML instead of the API server; "
-            "RouterPolicy objects are not written (their would-be status is printed).",
+            callback=_input_file,
+            help="Read policies, Services and Pods from this YAML ('-': standard input) instead "
+            "of the API server; RouterPolicy objects are not written (their would-be status is "
+            "printed).",
         ),
     ] = None,
+    policies_from: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policies-from",
+            envvar="POLICIES_FROM",
+            help="With --check only: the CiliumClusterwideNetworkPolicy and CiliumCIDRGroup "
+            "documents of this YAML file, directory (read recursively) or '-' (standard input) "
+            "replace the cluster's; repeatable. Shows what merging a pull request would do.",
+        ),
+    ] = None,
+    allow_mass_removal: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-removal",
+            envvar="ALLOW_MASS_REMOVAL",
+            help="Let this run remove more than half of the policies that own router objects "
+            "(held back otherwise, exit 1).",
+        ),
+    ] = False,
     kubeconfig: Annotated[
         str | None,
         typer.Option(
@@ -361,7 +405,7 @@ def sync(
     settings = JobSettings(
         check=check,
         output=output.value,
-        from_file=from_file,
+        from_file=None if from_file is None else Path(from_file),
         kubeconfig=kubeconfig,
         router_url=mikrotik_base_url,
         router_username=mikrotik_username,
@@ -392,6 +436,8 @@ def sync(
         ),
         pushgateway_url=pushgateway_url,
         metrics_file=metrics_file,
+        allow_mass_removal=allow_mass_removal,
+        policies_from=tuple(policies_from or ()),
     )
     raise typer.Exit(_job().run_job(settings))
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sync_job import logs, metrics, render
+from sync_job import logs, markdown, metrics, render
 from sync_job.errors import ConfigError, SyncError
 from sync_job.kubeapi import KubeClient, api_client
 from sync_job.lease import LeaseLock
@@ -36,6 +36,7 @@ from sync_job.run import SyncSettings, run_once
 from sync_job.settings import JobSettings, LockSettings
 from sync_job.source.cilium import DEFAULT_RESERVED, DEFAULT_RESERVED6
 from sync_job.source.cluster import read_snapshot
+from sync_job.source.documents import STDIN, PolicyDocuments, read_documents, replacing
 from sync_job.source.file import load_snapshot
 from sync_job.source.snapshot import ClusterSnapshot
 from sync_job.status.writes import RouterPolicyWriter
@@ -92,6 +93,8 @@ def log_unexpected() -> None:
 def exit_code(report: RunReport, check: bool) -> int:
     if report.failed:
         return EXIT_FAILED
+    if report.held_back:  # the mass-removal guard; --check says what a run would do: exit 1
+        return EXIT_FAILED
     if check and report.drift:
         return EXIT_DRIFT
     return EXIT_OK
@@ -113,13 +116,14 @@ def run_job(settings: JobSettings) -> int:
         router_settings = _router_settings(settings)
         sync_settings = _sync_settings(settings)
         _check_lease_duration(settings.lock, router_settings)
+        documents = _policy_documents(settings)
     except UsageError as error:
         sys.stderr.write(f"Error: {error}\n")
         return EXIT_USAGE
     started = time.monotonic()
     with make_http_client(router_settings) as http:
         router = (RouterReader if settings.check else _LeasedWriter)(http, router_settings)
-        code, report = _run(router, sync_settings, settings)
+        code, report = _run(router, sync_settings, settings, documents)
     if (settings.pushgateway_url or settings.metrics_file) and not settings.check:
         # --check writes nothing anywhere, metrics included
         _write_metrics(report, code, time.monotonic() - started, router, settings)
@@ -197,7 +201,29 @@ def _sync_settings(settings: JobSettings) -> SyncSettings:
         allow_source_ranges=settings.allow_source_ranges,
         ip_families=parse_families(settings.ip_families),
         status_refresh=timedelta(seconds=settings.status_refresh),
+        allow_mass_removal=settings.allow_mass_removal,
     )
+
+
+def _policy_documents(settings: JobSettings) -> PolicyDocuments | None:
+    """`--policies-from`, read before anything else is (a preview never writes: --check only)."""
+    if not settings.policies_from:
+        return None
+    if not settings.check:
+        raise UsageError(
+            "--policies-from is allowed only with --check: it previews what merging the "
+            "policies would do, and a run that writes reads them from the cluster"
+        )
+    if STDIN in settings.policies_from and str(settings.from_file) == STDIN:
+        raise UsageError("--policies-from - and --from-file - cannot both read standard input")
+    try:
+        return read_documents(settings.policies_from)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+
+
+def _formatter(output: str) -> Callable[..., str]:
+    return {"json": render.to_json, "markdown": markdown.to_markdown}.get(output, render.to_text)
 
 
 def _reachable(kubeconfig: str | None) -> bool:
@@ -260,7 +286,10 @@ def _lease(kube: KubeClient, lock: LockSettings) -> LeaseLock:
 
 
 def _run(
-    router: RouterReader, sync_settings: SyncSettings, settings: JobSettings
+    router: RouterReader,
+    sync_settings: SyncSettings,
+    settings: JobSettings,
+    documents: PolicyDocuments | None = None,
 ) -> tuple[int, RunReport | None]:
     check = settings.check
     writer: RouterPolicyWriter | None = None
@@ -271,6 +300,9 @@ def _run(
         if settings.from_file is not None:
             path: Path = settings.from_file
             read_cluster = lambda: load_snapshot(path)  # noqa: E731
+            if documents is not None:
+                from_file, found = read_cluster, documents
+                read_cluster = lambda: replacing(from_file(), found)  # noqa: E731
             if settings.lock.enabled and _reachable(settings.kubeconfig):
                 kube = KubeClient(api_client(settings.kubeconfig))
             elif settings.lock.enabled:
@@ -281,7 +313,7 @@ def _run(
         else:
             kube = KubeClient(api_client(settings.kubeconfig))
             cluster = kube
-            read_cluster = lambda: read_snapshot(cluster)  # noqa: E731
+            read_cluster = lambda: read_snapshot(cluster, documents)  # noqa: E731
             writer = None if check else RouterPolicyWriter(kube)
         if settings.lock.enabled and kube is not None:
             held = _lease(kube, settings.lock)
@@ -306,7 +338,19 @@ def _run(
     finally:
         if held is not None:
             held.release()
-    formatter = render.to_json if settings.output == "json" else render.to_text
-    sys.stdout.write(formatter(report, check=check))
+    sys.stdout.write(_formatter(settings.output)(report, check=check))
     sys.stdout.flush()
+    if report.held_back:
+        _log_held_back(report, check)
     return exit_code(report, check), report
+
+
+def _log_held_back(report: RunReport, check: bool) -> None:
+    names = ", ".join(held.policy for held in report.held_back)
+    log.error(
+        "%s the removal of %d of the %d policies that own router objects (%s): more than half "
+        "at once looks like a bad read, not an intent; if it is intended, run once with "
+        "--allow-mass-removal (or ALLOW_MASS_REMOVAL=1)",
+        "a run would hold back" if check else "held back",
+        len(report.held_back), report.owning_policies, names,
+    )  # fmt: skip

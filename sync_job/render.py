@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 from sync_job.model import Action
-from sync_job.report import Change, KubeChange, RunReport
+from sync_job.report import Change, HeldBack, KubeChange, RunReport, held_back_note
 
 FORMAT_VERSION = "1.0"
 
@@ -37,6 +37,11 @@ def _kube_json(change: KubeChange) -> dict[str, Any]:
     return {"action": change.action.value, "name": change.name, "detail": list(change.detail)}
 
 
+def _held_json(held: HeldBack) -> dict[str, Any]:
+    deletes = {table.value: count for table, count in held.deletes.items()}
+    return {"policy": held.policy, "deletes": deletes, "total": held.total}
+
+
 def to_json(report: RunReport, *, check: bool) -> str:
     counts = report.plan.counts()
     applied = report.applied
@@ -47,6 +52,18 @@ def to_json(report: RunReport, *, check: bool) -> str:
         "marker_error": report.marker_error,
         # only when there is one, so a plan without warnings reads as before
         **({"warnings": list(report.warnings)} if report.warnings else {}),
+        # the mass-removal guard, likewise only when it held something back
+        **(
+            {
+                "held_back": {
+                    "message": held_back_note(report, check=check),
+                    "owning_policies": report.owning_policies,
+                    "policies": [_held_json(held) for held in report.held_back],
+                }
+            }
+            if report.held_back
+            else {}
+        ),
         "router": {
             "system": report.router_system,
             "summary": {action.value: counts[action] for action in Action},
@@ -112,6 +129,12 @@ def to_text(report: RunReport, *, check: bool) -> str:
         for change in report.plan.changes:
             lines += _change_lines(change)
         lines.append("")
+    if report.held_back:
+        lines.append("Held back by the mass-removal guard (nothing of these is deleted):")
+        for held in report.held_back:
+            tables = ", ".join(f"{n} {table.label}" for table, n in held.deletes.items())
+            lines.append(f"  {held.policy}: {held.total} to delete ({tables})")
+        lines.append("")
     if report.kube_changes:
         lines.append("RouterPolicy changes:")
         for kube in report.kube_changes:
@@ -132,8 +155,10 @@ def to_text(report: RunReport, *, check: bool) -> str:
             + ", ".join(f"{kinds[a]} to {a.value}" for a in Action if kinds[a])
             + "."
         )
+    if report.held_back:
+        lines.append(f"Mass removal: {held_back_note(report, check=check)}.")
     if check:
-        lines.append("Drift detected." if report.drift else "In sync.")
+        lines.append("Drift detected." if report.drift or report.held_back else "In sync.")
     elif report.applied is not None:
         applied = report.applied
         lines.append(

@@ -11,10 +11,21 @@ from typing import Any
 
 from sync_job.model import Action, Family, PolicyOutcome
 from sync_job.router.apply import ApplyResult
+from sync_job.router.guard import MIN_REMOVED, HeldBack
 from sync_job.router.plan import Change, Plan
 from sync_job.status.reconcile import KubeChange
 
-__all__ = ["Action", "ApplyResult", "Change", "KubeChange", "Plan", "RunReport"]
+__all__ = [
+    "MIN_REMOVED",
+    "Action",
+    "ApplyResult",
+    "Change",
+    "HeldBack",
+    "KubeChange",
+    "Plan",
+    "RunReport",
+    "held_back_note",
+]
 
 
 @dataclass(slots=True)
@@ -35,6 +46,10 @@ class RunReport:
     not_kept: list[str] = field(default_factory=list)
     # the router's /system/resource (version, board-name), read on runs that write
     router_system: dict[str, str] | None = None
+    # removals the mass-removal guard held back (never applied), and how many policies own
+    # objects on the router, which the rule compares them with
+    held_back: list[HeldBack] = field(default_factory=list)
+    owning_policies: int = 0
 
     @property
     def drift(self) -> bool:
@@ -49,3 +64,15 @@ class RunReport:
         return (
             router_failed or unsynced or no_marker or bool(self.kube_errors) or bool(self.not_kept)
         )
+
+
+def held_back_note(report: RunReport, *, check: bool) -> str:
+    """Why the mass-removal guard held removals back, and how to let them through: one line
+    that text, JSON and Markdown all print."""
+    count, owning = len(report.held_back), report.owning_policies
+    verb = "a run would hold back" if check else "held back"
+    return (
+        f"{verb} the removal of {count} of the {owning} policies that own router objects: more "
+        f"than half at once (and at least {MIN_REMOVED}) looks like a bad read, not an intent; "
+        "if it is intended, run once with --allow-mass-removal (or ALLOW_MASS_REMOVAL=1)"
+    )

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sync_job.errors import RouterError
-from sync_job.model import Family, PolicyOutcome, PolicyTarget, Reason
+from sync_job.model import Action, Family, PolicyOutcome, PolicyTarget, Reason
 from sync_job.report import RunReport
 from sync_job.router import verify
 from sync_job.router.apply import apply
 from sync_job.router.client import RouterReader, RouterWriter
+from sync_job.router.guard import guard
 from sync_job.router.ownership import Ownership
 from sync_job.router.plan import Plan
 from sync_job.router.planner import MarkerError, Tables, marker_problems, plan_router
@@ -49,6 +50,8 @@ class SyncSettings:
     # An unchanged status is rewritten (for lastReconciledTime) only once it is this old, so a
     # no-op run costs no API write per policy.
     status_refresh: timedelta = timedelta(hours=1)
+    # --allow-mass-removal: let this run remove most policies at once (sync_job.router.guard).
+    allow_mass_removal: bool = False
 
 
 def run_once(
@@ -79,6 +82,7 @@ def run_once(
     )
     report.families_blocked = tuple(sorted(settings.ip_families - report.families_planned))
     report.warnings = settings.ownership.marker_warnings(tables)
+    _hold_back_mass_removal(report, tables, settings)
     if not check and report.plan:
         ready = {outcome.name for outcome in report.outcomes if outcome.ready}
         synced = [target for target in targets if target.name in ready]
@@ -152,6 +156,28 @@ def _apply_and_read_back(
     for item in lost:
         by_policy.setdefault(item.policy, []).append(item.message)
     report.outcomes = [o.not_kept(by_policy.get(o.name, ())) for o in report.outcomes]
+
+
+def _hold_back_mass_removal(report: RunReport, tables: Tables, settings: SyncSettings) -> None:
+    """Apply the mass-removal guard to the plan; the RouterPolicy objects of the policies held
+    back are kept too, so nothing of them is deleted (README: The mass-removal guard)."""
+    guarded = guard(report.plan, tables, settings.ownership, {o.name for o in report.outcomes})
+    if not guarded.held_back:
+        return
+    names = ", ".join(held.policy for held in guarded.held_back)
+    if settings.allow_mass_removal:
+        log.warning(
+            "removing %d of the %d policies that own router objects (%s): allowed by "
+            "--allow-mass-removal", guarded.removed, guarded.owners, names,
+        )  # fmt: skip
+        return
+    held = {held.policy for held in guarded.held_back}
+    report.plan, report.held_back, report.owning_policies = (
+        guarded.plan, list(guarded.held_back), guarded.owners,
+    )  # fmt: skip
+    report.kube_changes = [
+        c for c in report.kube_changes if not (c.action is Action.DELETE and c.name in held)
+    ]
 
 
 def _ownable(

@@ -48,3 +48,8 @@ class JobSettings:
     lock: LockSettings
     pushgateway_url: str | None
     metrics_file: Path | None
+    # --allow-mass-removal: the mass-removal guard lets this run's removals through
+    allow_mass_removal: bool = False
+    # --policies-from (only with --check): YAML files, directories or "-" (standard input)
+    # whose policies and CIDR groups replace the cluster's
+    policies_from: tuple[str, ...] = ()

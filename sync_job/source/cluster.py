@@ -33,6 +33,7 @@ from sync_job.kubeapi import (
     KubeClient,
     NotServed,
 )
+from sync_job.source.documents import PolicyDocuments, with_known_generations
 from sync_job.source.selectors import SERVICE_ACCOUNT_KEY
 from sync_job.source.snapshot import (
     CidrGroup,
@@ -115,12 +116,18 @@ def _namespace_labels(namespace: Any) -> tuple[str, dict[str, str]]:
     return str(meta["name"]), dict(meta.get("labels") or {})
 
 
-def read_snapshot(kube: KubeClient) -> ClusterSnapshot:
+def read_snapshot(kube: KubeClient, documents: PolicyDocuments | None = None) -> ClusterSnapshot:
     """The cluster as one pass needs it: five lists, whatever the number of policies, and a sixth
-    (CiliumCIDRGroups) when a policy references groups."""
-    policies = kube.collect(CILIUM_POLICIES, "CiliumClusterwideNetworkPolicies", _annotated)
-    groups = read_cidr_groups(kube) if _references_groups(policies) else {}
+    (CiliumCIDRGroups) when a policy references groups. With `documents` (`--policies-from`),
+    their policies and groups replace the cluster's, whose lists of them are not read."""
+    if documents is None:
+        policies = kube.collect(CILIUM_POLICIES, "CiliumClusterwideNetworkPolicies", _annotated)
+        groups = read_cidr_groups(kube) if _references_groups(policies) else {}
+    else:
+        policies, groups = list(documents.policies), dict(documents.cidr_groups)
     router_policies = dict(kube.collect(ROUTER_POLICIES, "RouterPolicies", _named))
+    if documents is not None:
+        policies = with_known_generations(policies, router_policies)
     services = kube.collect(SERVICES, "services", service_from_raw)
     pod_query = {"fieldSelector": LIVE_PODS}
     need_specs = _needs_pod_specs(policies, services)

@@ -9,6 +9,7 @@ cluster.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,9 @@ def _check_shape(obj: Mapping[str, Any], where: str) -> None:
 
 
 def load_snapshot(path: Path) -> ClusterSnapshot:
+    """The snapshot in the YAML at `path`; `-` is standard input."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as error:
         raise SourceError(f"cannot read {path}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:

@@ -49,6 +49,7 @@ NOT_VALUES = {
     "MIKROTIK_CA_FILE": "follows from config.mikrotikCAKey",
     "LEASE_NAMESPACE": "the pod's namespace",
     "LEASE_HOLDER": "the pod's name",
+    "POLICIES_FROM": "--check only, a pull-request preview reads a checkout; a CronJob the cluster",
 }
 
 
@@ -237,6 +238,7 @@ def test_every_setting_of_the_command_has_a_value(helm: Tool, tmp_path: Path) ->
             "noDefaultReserved": True,
             "allowSourceRanges": True,
             "ipFamilies": "ipv4,ipv6",
+            "allowMassRemoval": True,
             "wanInterfaceList": "WAN",
             "gatewayCIDRs": ["10.0.0.0/24"],
             "ciliumClusterName": "lab",
@@ -266,6 +268,7 @@ def test_every_setting_of_the_command_has_a_value(helm: Tool, tmp_path: Path) ->
     assert env["MIKROTIK_INSECURE_SKIP_VERIFY"] == "true" and env["LEASE"] == "false"
     assert env["MIKROTIK_ALLOW_PLAIN_HTTP"] == "true" and env["MIKROTIK_CERT_SHA256"] == "AB:CD:EF"
     assert env["MIKROTIK_TIMEOUT"] == "7" and env["STATUS_REFRESH"] == "600"
+    assert env["ALLOW_MASS_REMOVAL"] == "true"
     assert env["MIKROTIK_CA_FILE"] == "/etc/router-policy-sync/router/ca.crt"
     role = rendered[("Role", "router-policy-sync", "router-policy-sync-lease")]
     assert role["rules"][2]["resourceNames"] == ["lab-lease"]

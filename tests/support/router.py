@@ -125,10 +125,14 @@ class Result:
     stderr: str
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
-    """Run the installed command as a user would; the sentinel password must never show."""
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: str | None = None
+) -> Result:
+    """Run the installed command as a user would; the sentinel password must never show.
+    `stdin`, when given, is fed to its standard input."""
     completed = subprocess.run(
         [sys.executable, "-m", "sync_job", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
