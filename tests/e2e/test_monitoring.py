@@ -165,11 +165,11 @@ def test_egress_component_with_the_readme_patch_passes_server_side_dry_run(
     assert api == {
         "to": [{"ipBlock": {"cidr": API_SERVER}}],
         "ports": [{"protocol": "TCP", "port": 6443}],
-    }  # noqa: E501
+    }
     assert router == {
         "to": [{"ipBlock": {"cidr": ROUTER}}],
         "ports": [{"protocol": "TCP", "port": 443}],
-    }  # noqa: E501
+    }
     done = dry_run(kubectl, control_plane, only(built, EGRESS))
     assert "networkpolicy.networking.k8s.io/router-policy-sync-egress" in done.stdout, done.stdout
     assert "(server dry run)" in done.stdout
