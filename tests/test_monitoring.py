@@ -3,7 +3,7 @@
 
 The exported names come from the metrics code itself (`sync_job.metrics.METRIC_NAMES`, which
 tests/test_metrics.py checks against a real run's textfile). Rendering and server-side dry-run:
-tests/e2e/test_monitoring.py.
+tests/e2e/test_monitoring_manifests.py.
 """
 
 from __future__ import annotations
