@@ -241,7 +241,7 @@ def _write_metrics(
 ) -> None:
     metrics_file = settings.metrics_file
     last = metrics.previous_last_success(metrics_file) if metrics_file else None
-    text = metrics.exposition(
+    registry = metrics.registry(
         report,
         success=code in (EXIT_OK, EXIT_DRIFT),
         finished=time.time(),
@@ -250,9 +250,12 @@ def _write_metrics(
         last_success=last,
     )
     if metrics_file:
-        metrics.write_textfile(metrics_file, text)
+        metrics.write_textfile(metrics_file, registry)
     if settings.pushgateway_url:
-        metrics.push(settings.pushgateway_url, text)
+        # The manifests and the chart set the Lease's namespace to the CronJob's own.
+        metrics.push(
+            settings.pushgateway_url, registry, grouping_key={"namespace": settings.lock.namespace}
+        )
 
 
 def _check_lease_duration(lock: LockSettings, router: RouterSettings) -> None:

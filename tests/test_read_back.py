@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sync_job.metrics import exposition
 from sync_job.render import to_json, to_text
@@ -48,6 +49,12 @@ def cluster(ip: str = "198.51.100.10", sources: tuple[str, ...] = ("203.0.113.1"
          "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}
     )  # fmt: skip
     return ClusterSnapshot([policy], [pod], [service])
+
+
+def gauge(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of one family, read back with prometheus-client's parser."""
+    (family,) = (f for f in text_string_to_metric_families(text) if f.name == name)
+    return [(sample.labels, sample.value) for sample in family.samples]
 
 
 def run(emulator: RouterOSEmulator, snapshot: ClusterSnapshot) -> RunReport:
@@ -187,8 +194,9 @@ def test_the_router_version_is_read_once_on_a_writing_run_and_shown() -> None:
     text = exposition(
         report, success=True, finished=1.0, duration=1.0, router_requests={}, last_success=None
     )
-    assert 'router_policy_sync_router_info{board="CHR",version="7.23.7 (long-term)"} 1' in text
-    assert "router_policy_sync_router_objects_not_kept 0" in text
+    info = gauge(text, "router_policy_sync_router_info")
+    assert info == [({"board": "CHR", "version": "7.23.7 (long-term)"}, 1.0)]
+    assert gauge(text, "router_policy_sync_router_objects_not_kept") == [({}, 0.0)]
     emulator.reset_counts()
     noop = run(emulator, cluster())
     assert noop.router_system is None and requests(emulator)["GET system/resource"] == 0
@@ -202,5 +210,5 @@ def test_objects_not_kept_are_counted_in_the_metrics() -> None:
     text = exposition(
         report, success=False, finished=1.0, duration=1.0, router_requests={}, last_success=None
     )
-    assert "router_policy_sync_router_objects_not_kept 2" in text
+    assert gauge(text, "router_policy_sync_router_objects_not_kept") == [({}, 2.0)]
     assert "Not kept by the router" in to_text(report, check=False)

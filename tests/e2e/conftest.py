@@ -33,6 +33,7 @@ CRD_PATHS = (
     REPO_ROOT / "manifests" / "base" / "crd-routerpolicies.yaml",
     FIXTURES / "cilium" / "crds" / "ciliumclusterwidenetworkpolicies.yaml",
     FIXTURES / "cilium" / "crds" / "ciliumcidrgroups.yaml",
+    FIXTURES / "prometheus-operator" / "monitoring.coreos.com_prometheusrules.yaml",
 )
 E2E_DIR = Path(__file__).resolve().parent
 JOB_NAMESPACE = "router-policy-sync"
@@ -60,7 +61,7 @@ def pytest_terminal_summary(
 def control_plane(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControlPlane]:
-    """etcd + kube-apiserver with the RouterPolicy and Cilium CRDs installed."""
+    """etcd + kube-apiserver with the RouterPolicy, Cilium and PrometheusRule CRDs installed."""
     plane = _start_or_reason(tmp_path_factory.mktemp("control-plane"))
     if isinstance(plane, str):
         message = f"control plane unavailable: {plane}"

@@ -51,3 +51,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- div (mul $seconds 4) 5 -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Seconds between runs, for the alert thresholds: monitoring.intervalSeconds, or
+config.syncInterval (Nm / Nh); with schedule, monitoring.intervalSeconds must be given. */}}
+{{- define "rps.intervalSeconds" -}}
+{{- if not (kindIs "invalid" .Values.monitoring.intervalSeconds) -}}
+{{- .Values.monitoring.intervalSeconds -}}
+{{- else if .Values.schedule -}}
+{{- fail "monitoring.intervalSeconds is required with schedule: the alerts' thresholds are counted in sync intervals" -}}
+{{- else -}}
+{{- $interval := .Values.config.syncInterval -}}
+{{- $n := trimSuffix "h" (trimSuffix "m" $interval) | atoi -}}
+{{- ternary (mul $n 3600) (mul $n 60) (hasSuffix "h" $interval) -}}
+{{- end -}}
+{{- end -}}
