@@ -164,6 +164,12 @@ GAUGES: tuple[GaugeSpec, ...] = (
         count(lambda report: len(report.not_kept)),
     ),
     GaugeSpec(
+        "router_removals_held_back",
+        "Router objects of removed policies the mass-removal guard held back in the last run.",
+        (),
+        count(lambda report: sum(held.total for held in report.held_back)),
+    ),
+    GaugeSpec(
         "router_info",
         "1, labelled with the RouterOS version and board the last writing run found.",
         ("board", "version"),

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.fleet import NAMES, cluster_file, four, policy
 from tests.support.router import ADDRESS_LIST, FILTER, NAT, Router, run_cli
@@ -61,13 +62,25 @@ def test_removing_three_of_four_is_held_back_and_the_rest_is_applied(
     assert "--allow-mass-removal" in result.stderr and "ALLOW_MASS_REMOVAL" in result.stderr
 
     router.emulator.reset_counts()
-    again = sync(router, only_p4)  # held back again, and nothing else left to do
+    metrics = tmp_path / "metrics.prom"
+    again = sync(router, only_p4, "--metrics-file", str(metrics))  # held back again, no writes
     assert (again.code, router.writes()) == (1, 0)
+    assert held_back_gauge(metrics) == 9  # 3 objects of each of the 3 policies
 
-    allowed = sync(router, only_p4, env={"ALLOW_MASS_REMOVAL": "1"})
+    allowed = sync(router, only_p4, "--metrics-file", str(metrics),
+                   env={"ALLOW_MASS_REMOVAL": "1"})  # fmt: skip
     assert allowed.code == 0, allowed.stdout + allowed.stderr
     assert owners(router) == {"p4": 3}
     assert "Held back" not in allowed.stdout
+    assert held_back_gauge(metrics) == 0
+
+
+def held_back_gauge(path: Path) -> float:
+    """The guard's gauge as Prometheus reads the textfile (prometheus-client's parser)."""
+    [family] = [f for f in text_string_to_metric_families(path.read_text())
+                if f.name == "router_policy_sync_router_removals_held_back"]  # fmt: skip
+    [sample] = family.samples
+    return float(sample.value)
 
 
 def test_the_flag_lets_the_removals_through(synced: Router, tmp_path: Path) -> None:

@@ -30,6 +30,10 @@ def test_the_alerts_the_issue_asks_for_are_there() -> None:
         "RouterPolicySyncPolicyNotReady",
         "RouterPolicySyncRouterWritesFailing",
         "RouterPolicySyncObjectsNotKept",
+        "RouterPolicySyncRemovalsHeldBack",
+    }
+    assert selected_metrics(RULES["RouterPolicySyncRemovalsHeldBack"]) == {
+        "router_policy_sync_router_removals_held_back"
     }
     assert selected_metrics(RULES["RouterPolicySyncNoRecentSuccess"]) == {
         "router_policy_sync_last_success_timestamp_seconds"
