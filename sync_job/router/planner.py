@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sync_job.model import Action, PolicyTarget
 from sync_job.router.desired import SCOPE_FIELDS, desired_objects
+from sync_job.router.order import order_changes
 from sync_job.router.ownership import Ownership, normalise_address
 from sync_job.router.plan import Change, Plan
 from sync_job.router.tables import RouterObject, Table
@@ -297,6 +298,7 @@ def plan_changes(
     Execution order: address-list entries of wanted lists first, then rule
     deletes, rule updates, filter creates and moves, NAT creates, and last the entries of lists
     no policy wants, so a rule never points at a list that is being emptied under it.
+    `order.order_changes` then sends removals first and each policy's writes together.
     """
     by_table: dict[Table, list[RouterObject]] = defaultdict(list)
     for obj in desired:
@@ -329,7 +331,7 @@ def plan_changes(
         *nat.creates(),
         *(change for change in entries.deletes if not in_wanted_list(change)),
     ]
-    return Plan(tuple(changes))
+    return Plan(order_changes(changes))
 
 
 def plan_router(
