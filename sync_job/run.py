@@ -60,7 +60,9 @@ def run_once(
 ) -> RunReport:
     """One full pass. With `check`, nothing is written anywhere and `router` may be read-only."""
     snapshot = read_cluster()
+    reading = router.time_left()
     tables = router.read_tables()
+    read_time = reading - router.time_left()  # kept back for the read-back after writing
     outcomes, targets = evaluate(
         snapshot,
         reserved=settings.reserved,
@@ -76,7 +78,7 @@ def run_once(
     )
     report.warnings = settings.ownership.marker_warnings(tables)
     if not check and report.plan:
-        _apply_and_read_back(report, router, tables, targets, settings)
+        _apply_and_read_back(report, router, tables, targets, settings, read_time)
     moment = now()
     report.statuses = reconcile.build_statuses(
         report.outcomes, existing, report.kube_changes, moment
@@ -106,6 +108,7 @@ def _apply_and_read_back(
     tables: Tables,
     targets: list[PolicyTarget],
     settings: SyncSettings,
+    reserve: float = 0.0,
 ) -> None:
     """Apply the plan, then read the written tables back and plan again: what is still planned
     for an object this run wrote, the router did not keep. No write is sent twice, except that
@@ -115,9 +118,12 @@ def _apply_and_read_back(
     report.router_system = router.system_resource()
     check_supported(report.router_system)  # before any write
     frozen = {outcome.name for outcome in report.outcomes if not outcome.ready}
-    report.applied = applied = apply(report.plan, router)
-    failed = applied.failed_policies
-    report.outcomes = [o.write_failed(failed.get(o.name)) for o in report.outcomes]
+    report.applied = applied = apply(
+        report.plan, router, time_left=router.time_left, reserve=reserve
+    )
+    failed, later = applied.failed_policies, applied.not_reached
+    report.outcomes = [o.blocked(later[o.name]) if o.name in later else
+                       o.write_failed(failed.get(o.name)) for o in report.outcomes]  # fmt: skip
     written = {c.table for c in applied.done} | {c.table for c, _ in applied.failed}
     if not written or applied.stopped:  # after a 401 or the deadline, no request is sent
         return

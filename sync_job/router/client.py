@@ -313,6 +313,10 @@ class RouterReader:
             delay *= 2
         raise AssertionError("unreachable")
 
+    def time_left(self) -> float:
+        """Seconds until the deadline (negative once it has passed), on the client's clock."""
+        return self._deadline - (self._clock() - self._started)
+
     def restart_deadline(self) -> None:
         """Count the deadline from now, e.g. once a run has waited for its Lease."""
         self._started = self._clock()

@@ -10,7 +10,9 @@ this module decides only *when* each change is sent:
    closes exactly what the policy no longer allows.
 2. Then the creates, updates and moves, one policy after another, each policy's changes
    together: its address-list entries first (a rule never opens before its list is filled), then
-   its rules.
+   its rules. Where the placements below leave a choice, the policy with the fewest changes goes
+   first, so a run cut short completes as many policies as it can and a policy an earlier run
+   left half-way (few changes left) is finished before another is started.
 
 Filter creates and moves carry a `destination` that may be a rule created or moved earlier in
 the same plan (`planner._place_filter_rules` places the block last to first). Policies are
@@ -24,6 +26,7 @@ non-removals keep the planner's order, which is safe, only not grouped.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Sequence
 
 from sync_job.model import Action
@@ -42,10 +45,12 @@ def _is_placement(change: Change) -> bool:
 
 def _policy_order(changes: Sequence[Change]) -> list[str] | None:
     """Every policy of `changes`, in an order that keeps each table's placements in sequence
-    (None when no such order exists); otherwise in order of first appearance."""
-    first: dict[str, int] = {}
+    (None when no such order exists); otherwise the policy with the fewest changes first (one a
+    run cut short left half-way finishes first), then in order of first appearance."""
+    first: dict[str, tuple[int, int]] = {}
+    size = Counter(change.policy for change in changes)
     for index, change in enumerate(changes):
-        first.setdefault(change.policy, index)
+        first.setdefault(change.policy, (size[change.policy], index))
     after: dict[str, set[str]] = {policy: set() for policy in first}
     waiting: dict[str, int] = dict.fromkeys(first, 0)
     runs: dict[Table, list[str]] = {}
@@ -61,7 +66,7 @@ def _policy_order(changes: Sequence[Change]) -> list[str] | None:
             after[run[-1]].add(change.policy)
             waiting[change.policy] += 1
         run.append(change.policy)
-    ready = [(index, policy) for policy, index in first.items() if not waiting[policy]]
+    ready = [(rank, policy) for policy, rank in first.items() if not waiting[policy]]
     heapq.heapify(ready)
     order: list[str] = []
     while ready:

@@ -75,15 +75,29 @@ def test_a_policys_entries_go_before_its_rules_even_when_planned_after_them() ->
     assert keys(order_changes(planned)) == ["a-entry", "a-entry-2", "a-rule", "a-nat"]
 
 
-def test_policies_without_placements_keep_their_first_appearance() -> None:
+def test_unconstrained_policies_go_fewest_changes_first_then_by_first_appearance() -> None:
     planned = [
         change(C, AL, "a-entry", "a"),
         change(U, AL, "c-entry", "c"),
         change(C, AL, "b-entry", "b"),
         change(U, N, "b-nat", "b"),
         change(U, N, "a-nat", "a"),
+        change(C, AL, "d-entry", "d"),
     ]
-    assert keys(order_changes(planned)) == ["a-entry", "a-nat", "c-entry", "b-entry", "b-nat"]
+    assert keys(order_changes(planned)) == [
+        "c-entry", "d-entry", "a-entry", "a-nat", "b-entry", "b-nat"
+    ]  # fmt: skip
+
+
+def test_a_policy_left_half_way_finishes_before_a_chained_one_starts() -> None:
+    """z's rule exists (an earlier run was cut after it); y's is placed before it."""
+    planned = [
+        change(C, AL, "y-entry", "y"),
+        change(C, AL, "y-entry-2", "y"),
+        change(C, F, "y-rule", "y", destination="z-rule", destination_id="*Z"),
+        change(C, N, "z-nat", "z"),
+    ]
+    assert keys(order_changes(planned)) == ["z-nat", "y-entry", "y-entry-2", "y-rule"]
 
 
 def test_placements_in_two_rule_tables_order_policies_for_both() -> None:
