@@ -5,6 +5,7 @@ each change only at debug level; a small plan logs each change at info level."""
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 
 import pytest
 
@@ -18,7 +19,8 @@ from tests.unit.test_apply import ScriptedWriter
 def entries(n: int) -> Plan:
     return Plan(tuple(
         Change(action=Action.CREATE, table=Table.ADDRESS_LIST, key=f"k{i}", policy=f"p{i % 3}",
-               reason="missing", after={"list": "router-policy-sync::p", "address": f"10.0.{i // 250}.{i % 250}"})
+               reason="missing",
+               after={"list": "router-policy-sync::p", "address": f"10.0.{i // 250}.{i % 250}"})
         for i in range(n)
     ))  # fmt: skip
 
@@ -62,5 +64,5 @@ def test_a_slow_large_plan_logs_every_few_seconds(caplog: pytest.LogCaptureFixtu
     every = int(PROGRESS_EVERY // 3) + 1  # changes between two timed lines
     counts = [int(line.split()[1].replace(",", "")) for line in info(caplog)]
     assert counts[:3] == [every, 2 * every, 10]  # two timed lines, then the first tenth
-    assert all(b - a <= every for a, b in zip(counts, counts[1:], strict=False))
+    assert all(b - a <= every for a, b in pairwise(counts))
     assert counts[-1] == 100
