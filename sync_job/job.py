@@ -36,6 +36,7 @@ from sync_job.settings import JobSettings, LockSettings
 from sync_job.source.cilium import DEFAULT_RESERVED
 from sync_job.source.cluster import read_snapshot
 from sync_job.source.file import load_snapshot
+from sync_job.source.limits import Limits
 from sync_job.source.snapshot import ClusterSnapshot
 from sync_job.status.writes import RouterPolicyWriter
 
@@ -181,6 +182,11 @@ def _sync_settings(settings: JobSettings) -> SyncSettings:
         wan_interface_list=settings.wan_interface_list,
         gateway_ranges=gateway_ranges,
         allow_source_ranges=settings.allow_source_ranges,
+        limits=Limits(
+            settings.max_sources_per_policy,
+            settings.max_ports_per_policy,
+            settings.max_router_objects,
+        ),
         status_refresh=timedelta(seconds=settings.status_refresh),
     )
 

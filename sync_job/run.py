@@ -19,13 +19,16 @@ from sync_job.report import RunReport
 from sync_job.router import verify
 from sync_job.router.apply import apply
 from sync_job.router.client import RouterReader, RouterWriter
+from sync_job.router.desired import desired_objects
 from sync_job.router.ownership import Ownership
 from sync_job.router.plan import Plan
 from sync_job.router.planner import MarkerError, Tables, plan_router
 from sync_job.router.system import check_supported
 from sync_job.router.tables import Table
+from sync_job.source import limits
 from sync_job.source.cilium import DEFAULT_RESERVED
 from sync_job.source.evaluate import evaluate, released_addresses
+from sync_job.source.limits import Limits
 from sync_job.source.snapshot import ClusterSnapshot
 from sync_job.status import reconcile
 from sync_job.status.writes import RouterPolicyWriter
@@ -44,6 +47,8 @@ class SyncSettings:
     gateway_ranges: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # --allow-source-ranges: a source may be an IPv4 prefix, not only a /32.
     allow_source_ranges: bool = False
+    # --max-sources-per-policy, --max-ports-per-policy, --max-router-objects
+    limits: Limits = field(default_factory=Limits)
     # An unchanged status is rewritten (for lastReconciledTime) only once it is this old, so a
     # no-op run costs no API write per policy.
     status_refresh: timedelta = timedelta(hours=1)
@@ -71,6 +76,10 @@ def run_once(
         allow_source_ranges=settings.allow_source_ranges,
     )
     outcomes, targets = _ownable(outcomes, targets, settings.ownership)
+    own, wan = settings.ownership, settings.wan_interface_list
+    outcomes, targets = limits.cap(
+        outcomes, targets, settings.limits, lambda t: len(desired_objects([t], own, "", wan))
+    )
     existing = snapshot.router_policies
     report = RunReport(outcomes, Plan(), reconcile.kube_changes(snapshot.policies, existing))
     report.plan, report.outcomes, report.marker_error = _plan(
