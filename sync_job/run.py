@@ -65,6 +65,7 @@ def run_once(
 ) -> RunReport:
     """One full pass. With `check`, nothing is written anywhere and `router` may be read-only."""
     snapshot = read_cluster()
+    router.keep_owned(settings.ownership)  # foreign rows are never held (client.py)
     reading = router.time_left()
     tables = router.read_tables()
     read_time = reading - router.time_left()  # kept back for the read-back after writing
