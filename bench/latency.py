@@ -33,7 +33,7 @@ from bench.scenario import Scenario
 from sync_job.router.client import RouterSettings
 from sync_job.router.ownership import Ownership
 from sync_job.router.tables import Table
-from sync_job.testing.emulator import FILTER
+from sync_job.testing.emulator import FILTER, TABLES
 
 DEADLINE_S = RouterSettings("", "", "").deadline
 OWN = Ownership(PREFIX)
@@ -140,10 +140,10 @@ def foreign_rss(target: Target, sc: Scenario) -> dict[str, Any]:
     original = target.router.seeded
     out: dict[str, Any] = {}
     for name, seed in (("none", seed_marker_only), ("S×3 seed", lambda r: seed_router(r, 3.0))):
-        scratch = BenchEmulator()
-        seed(scratch)
-        target.router.seeded = scratch.snapshot()
-        del scratch
+        # seeded through the bench's own emulator, whose ids never repeat
+        target.router.restore({table: [] for table in TABLES})
+        seed(target.router)
+        target.router.save_seed()
         reset_first(target)
         rows = {t: len(rows) for t, rows in (target.router.seeded or {}).items() if rows}
         first = run_job(target, check=False)

@@ -12,10 +12,10 @@ most the one in progress. The plan's order (`sync_job.router.order`) has each po
 together, after every removal; given the client's `time_left`, the applier measures the time per
 change so far in this run and, before starting a policy's group of changes, stops cleanly when the
 time left (minus `reserve`, kept for reading back what was written) cannot finish it. The policies
-not started are `not_reached`: the next run continues with them. The first group of a run always
-starts (nothing is measured yet), so a policy larger than one run still progresses. Should the
-client's deadline pass all the same (a write suddenly slower), the policy in progress fails, and
-the policies not started are `not_reached`.
+not started are `not_reached`: the next run continues with them. A group with nothing written
+before it in the run always starts (nothing is measured yet), so a policy larger than one run still
+progresses. Should the client's deadline pass all the same (a write suddenly slower), the policy in
+progress fails, and the policies not started are `not_reached`.
 
 A plan of more than `PROGRESS_OVER` changes logs each one at debug level and, at info, its
 progress every `PROGRESS_EVERY` seconds or tenth of the plan (`applied 1,200 of 4,500`).
