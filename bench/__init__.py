@@ -41,5 +41,6 @@ Run `python -m bench --help` (from the repository root) for the options; results
 (table) and a JSON file (bench/results.json). Importing the package does nothing; the modules:
 `scenario` (the cluster objects), `router` (the emulator and its seed), `cluster` (the control
 plane and API counts), `runner` (one pass in a subprocess, the floor), `passes` (the passes of a
-scale), `startup` (`--help` timing), `targets` (PASS/FAIL), `report` (table and JSON), `cli`.
+scale), `latency` (the passes at a router's speed and the foreign-rows RSS), `startup` (`--help`
+timing), `targets` (PASS/FAIL), `report` (table and JSON), `cli`.
 """

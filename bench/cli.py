@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import bench
 from bench.cluster import control_plane_available
@@ -24,6 +25,24 @@ def floor_text() -> str:
     """The package docstring's floor paragraph, on one line (the JSON file's `floor`)."""
     doc = bench.__doc__ or ""
     return "The floor " + " ".join(doc.split("The floor ")[1].split("\n\n")[0].split())
+
+
+def extrapolate(results: list[dict[str, Any]]) -> None:
+    """A first run skipped at a latency is estimated from the smallest scale that ran it."""
+    from bench.latency import estimate
+
+    for res in results:
+        for first in res.get("latency", {}).get("first", []):
+            if not first.get("skipped"):
+                continue
+            measured = [
+                {**f, "factor": other["factor"]}
+                for other in results
+                for f in other.get("latency", {}).get("first", [])
+                if f["latency_ms"] == first["latency_ms"] and not f.get("skipped")
+            ]
+            if measured:
+                first["estimate"] = estimate(measured[0], first["objects"], first["latency_ms"])
 
 
 def main() -> int:
@@ -45,6 +64,20 @@ def main() -> int:
         default=REPO,
         help="tree whose sync_job the measured CLI runs (default: this repository)",
     )
+    parser.add_argument(
+        "--latencies", default="0,20,100",
+        help="router latencies in ms for the first-run and small-change passes ('' for none)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--first-run-budget", type=float, default=100.0,
+        help="run a first run at a latency only when objects × latency ≤ this many seconds "
+        "(else it is extrapolated from the smallest scale measured at that latency)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--foreign-rss", default="1",
+        help="scale factors at which to compare peak RSS with no foreign rows and with the S×3 "
+        "seed ('' for none)",
+    )  # fmt: skip
     parser.add_argument("--python", default=sys.executable, help="interpreter of the job")
     parser.add_argument("--profile", type=Path, help="write a cProfile of a no-op run per scale")
     parser.add_argument(
@@ -56,6 +89,11 @@ def main() -> int:
     if args.report is not None:
         return report(json.loads(args.report.read_text()), args.report)
     scales = [float(s) for s in args.scales.split(",")]
+    speed = {
+        "latencies": [int(ms) for ms in args.latencies.split(",") if ms.strip()],
+        "budget_s": args.first_run_budget,
+        "foreign_rss_factors": [float(x) for x in args.foreign_rss.split(",") if x.strip()],
+    }
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     source, why = args.source, None
@@ -71,9 +109,12 @@ def main() -> int:
     with Workspace() as workspace:  # the launcher first: before the bench process grows
         helpinfo = measure_help(args.python, job_root)
         results = [
-            measure_scale(f, source, args.runs, args.python, job_root, args.profile, workspace)
+            measure_scale(
+                f, source, args.runs, args.python, job_root, args.profile, workspace, speed
+            )
             for f in scales
         ]
+    extrapolate(results)
     document = {
         "command": " ".join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]]),
         "machine": machine(),

@@ -9,7 +9,7 @@ import pstats
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,10 @@ def measure_scale(
     job_root: Path,
     profile_dir: Path | None,
     workspace: Workspace,
+    speed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Every pass of one scale; `speed` (the latency and foreign-row options, see
+    bench/latency.py) adds the passes at a router's speed and the foreign-rows RSS."""
     sc = build_scenario(f)
     router = BenchEmulator()
     seed_router(router, f)
@@ -108,6 +111,17 @@ def measure_scale(
                 write_snapshot(sc, snapshot)
                 target = Target(None, None, snapshot, router, url, python, job_root, workspace)
             result["runs"] = run_phases(target, sc, runs, profile_dir)
+            if speed and speed["latencies"]:
+                from bench.latency import latency_passes
+
+                floor_s = result["runs"]["floor"]["process_wall_s"]
+                result["latency"] = latency_passes(
+                    target, sc, speed["latencies"], speed["budget_s"], floor_s
+                )
+            if speed and f in speed["foreign_rss_factors"]:
+                from bench.latency import foreign_rss
+
+                result["foreign_rss"] = foreign_rss(target, sc)
     return result
 
 

@@ -53,6 +53,51 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def speed_table(results: list[dict[str, Any]]) -> str:
+    """The passes at a router's speed: wall time against (writes + reads) × latency + reads."""
+    lines = [
+        "| scale | pass | latency ms | runs (fewest) | router writes / reads | wall s "
+        "| floor s | wall / floor | only whole policies |",
+        "|" + "---|" * 9,
+    ]
+    for res in results:
+        latency = res.get("latency") or {}
+        for first in latency.get("first", []):
+            ms = first["latency_ms"]
+            if first.get("skipped"):
+                est = first.get("estimate") or {}
+                lines.append(
+                    f"| {res['scale']} | first run | {ms} | est. {est.get('estimated_runs', '?')} "
+                    f"({est.get('fewest_runs', '?')}) | {first['objects']} / – | not run: "
+                    f"extrapolated from S×{est.get('from_factor_measured', '?')} at "
+                    f"{est.get('seconds_per_write_measured', '?')} s/write | – | – | – |"
+                )
+                continue
+            lines.append(
+                f"| {res['scale']} | first run | {ms} | {first['runs_needed']} "
+                f"({first['fewest_runs']}) | {first['writes']} / {first['reads']} "
+                f"| {first['wall_s']:.1f} | {first['floor_s']:.1f} "
+                f"| {first['wall_s'] / first['floor_s']:.2f} "
+                f"| {'yes' if first['only_whole_policies'] else 'NO'} |"
+            )
+        for small in latency.get("small change", []):
+            lines.append(
+                f"| {res['scale']} | small change | {small['latency_ms']} | 1 "
+                f"| {small['writes']} / {small['reads']} | {small['wall_s']:.2f} "
+                f"| {small['floor_s']:.2f} | {small['wall_s'] / small['floor_s']:.2f} | – |"
+            )
+    foreign = [
+        f"| {res['scale']} | {name} | {v['router_rows']} | {v['first_peak_rss_mb']} "
+        f"| {v['noop_peak_rss_mb']} |"
+        for res in results
+        for name, v in (res.get("foreign_rss") or {}).items()
+    ]
+    if foreign:
+        lines += ["", "| scale | foreign rows | router rows | first run peak RSS MB "
+                  "| no-op peak RSS MB |", "|---|---|---|---|---|", *foreign]  # fmt: skip
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "python": sys.version.split()[0],
@@ -82,6 +127,8 @@ def report(document: dict[str, Any], path: Path) -> int:
     )
     print(f"command: {document['command']}\n")
     print(table(document["results"]))
+    print()
+    print(speed_table(document["results"]))
     print(
         f"\n`--help`: {helpinfo['help_s']:.3f} s ({helpinfo['command']}); python start "
         f"{helpinfo['python_start_s']:.3f} s; `import kubernetes.config, httpx` "

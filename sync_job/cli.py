@@ -300,6 +300,34 @@ def sync(
             "/ipv6/firewall address lists and filter rules above its own marker.",
         ),
     ] = "ipv4",
+    max_sources_per_policy: Annotated[
+        int,
+        typer.Option(
+            "--max-sources-per-policy",
+            envvar="MAX_SOURCES_PER_POLICY",
+            min=1,
+            help="A policy with more sources (address-list entries) is ValidationFailed.",
+        ),
+    ] = 1_000,
+    max_ports_per_policy: Annotated[
+        int,
+        typer.Option(
+            "--max-ports-per-policy",
+            envvar="MAX_PORTS_PER_POLICY",
+            min=1,
+            help="A policy whose gateway Service has more ports is ValidationFailed.",
+        ),
+    ] = 50,
+    max_router_objects: Annotated[
+        int,
+        typer.Option(
+            "--max-router-objects",
+            envvar="MAX_ROUTER_OBJECTS",
+            min=1,
+            help="Owned router objects in all; a policy that would exceed it (policies in name "
+            "order) is ValidationFailed.",
+        ),
+    ] = 20_000,
     wan_interface_list: Annotated[
         str | None,
         typer.Option(
@@ -420,6 +448,9 @@ def sync(
         no_default_reserved=no_default_reserved,
         allow_source_ranges=allow_source_ranges,
         ip_families=ip_families,
+        max_sources_per_policy=max_sources_per_policy,
+        max_ports_per_policy=max_ports_per_policy,
+        max_router_objects=max_router_objects,
         cluster_name=cluster_name,
         wan_interface_list=wan_interface_list or None,
         gateway_cidrs=tuple(gateway_cidr or ()),

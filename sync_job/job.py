@@ -38,6 +38,7 @@ from sync_job.source.cilium import DEFAULT_RESERVED, DEFAULT_RESERVED6
 from sync_job.source.cluster import read_snapshot
 from sync_job.source.documents import STDIN, PolicyDocuments, read_documents, replacing
 from sync_job.source.file import load_snapshot
+from sync_job.source.limits import Limits
 from sync_job.source.snapshot import ClusterSnapshot
 from sync_job.status.writes import RouterPolicyWriter
 
@@ -200,6 +201,11 @@ def _sync_settings(settings: JobSettings) -> SyncSettings:
         gateway_ranges=gateway_ranges,
         allow_source_ranges=settings.allow_source_ranges,
         ip_families=parse_families(settings.ip_families),
+        limits=Limits(
+            settings.max_sources_per_policy,
+            settings.max_ports_per_policy,
+            settings.max_router_objects,
+        ),
         status_refresh=timedelta(seconds=settings.status_refresh),
         allow_mass_removal=settings.allow_mass_removal,
     )

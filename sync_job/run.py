@@ -19,14 +19,17 @@ from sync_job.report import RunReport
 from sync_job.router import verify
 from sync_job.router.apply import apply
 from sync_job.router.client import RouterReader, RouterWriter
+from sync_job.router.desired import desired_objects
 from sync_job.router.guard import guard
 from sync_job.router.ownership import Ownership
 from sync_job.router.plan import Plan
 from sync_job.router.planner import MarkerError, Tables, marker_problems, plan_router
 from sync_job.router.system import check_supported
 from sync_job.router.tables import tables_of
+from sync_job.source import limits
 from sync_job.source.cilium import DEFAULT_RESERVED, DEFAULT_RESERVED6, Network
 from sync_job.source.evaluate import evaluate, released_addresses
+from sync_job.source.limits import Limits
 from sync_job.source.snapshot import ClusterSnapshot
 from sync_job.status import reconcile
 from sync_job.status.writes import RouterPolicyWriter
@@ -47,6 +50,8 @@ class SyncSettings:
     gateway_ranges: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # --allow-source-ranges: a source may be an IPv4 prefix, not only a /32.
     allow_source_ranges: bool = False
+    # --max-sources-per-policy, --max-ports-per-policy, --max-router-objects
+    limits: Limits = field(default_factory=Limits)
     # An unchanged status is rewritten (for lastReconciledTime) only once it is this old, so a
     # no-op run costs no API write per policy.
     status_refresh: timedelta = timedelta(hours=1)
@@ -65,16 +70,11 @@ def run_once(
 ) -> RunReport:
     """One full pass. With `check`, nothing is written anywhere and `router` may be read-only."""
     snapshot = read_cluster()
+    router.keep_owned(settings.ownership)  # foreign rows are never held (client.py)
+    reading = router.time_left()
     tables = router.read_tables(tables_of(settings.ip_families))
-    outcomes, targets = evaluate(
-        snapshot,
-        reserved=settings.reserved,
-        cluster_name=settings.cluster_name,
-        gateway_ranges=settings.gateway_ranges,
-        allow_source_ranges=settings.allow_source_ranges,
-        families=settings.ip_families,
-    )
-    outcomes, targets = _ownable(outcomes, targets, settings.ownership)
+    read_time = reading - router.time_left()  # kept back for the read-back after writing
+    outcomes, targets = _evaluate(snapshot, settings)
     existing = snapshot.router_policies
     report = RunReport(outcomes, Plan(), reconcile.kube_changes(snapshot.policies, existing))
     report.plan, report.outcomes, report.marker_error, report.families_planned = _plan(
@@ -86,7 +86,7 @@ def run_once(
     if not check and report.plan:
         ready = {outcome.name for outcome in report.outcomes if outcome.ready}
         synced = [target for target in targets if target.name in ready]
-        _apply_and_read_back(report, router, tables, synced, settings)
+        _apply_and_read_back(report, router, tables, synced, settings, read_time)
     moment = now()
     report.statuses = reconcile.build_statuses(
         report.outcomes, existing, report.kube_changes, moment
@@ -110,12 +110,34 @@ def run_once(
     return report
 
 
+def _evaluate(
+    snapshot: ClusterSnapshot, settings: SyncSettings
+) -> tuple[list[PolicyOutcome], list[PolicyTarget]]:
+    """Every annotated policy validated and discovered, then refused where its router objects
+    could not be owned or it is over a cap (`sync_job.source.limits`)."""
+    outcomes, targets = evaluate(
+        snapshot,
+        reserved=settings.reserved,
+        cluster_name=settings.cluster_name,
+        gateway_ranges=settings.gateway_ranges,
+        allow_source_ranges=settings.allow_source_ranges,
+        families=settings.ip_families,
+    )
+    outcomes, targets = _ownable(outcomes, targets, settings.ownership)
+    own, wan = settings.ownership, settings.wan_interface_list
+    chains = dict.fromkeys(settings.ip_families, "")
+    return limits.cap(
+        outcomes, targets, settings.limits, lambda t: len(desired_objects([t], own, chains, wan))
+    )
+
+
 def _apply_and_read_back(
     report: RunReport,
     router: RouterReader,
     tables: Tables,
     targets: list[PolicyTarget],
     settings: SyncSettings,
+    reserve: float = 0.0,
 ) -> None:
     """Apply the plan, then read the written tables back and plan again: what is still planned
     for an object this run wrote, the router did not keep. No write is sent twice, except that
@@ -125,9 +147,12 @@ def _apply_and_read_back(
     report.router_system = router.system_resource()
     check_supported(report.router_system)  # before any write
     frozen = {outcome.name for outcome in report.outcomes if not outcome.ready}
-    report.applied = applied = apply(report.plan, router)
-    failed = applied.failed_policies
-    report.outcomes = [o.write_failed(failed.get(o.name)) for o in report.outcomes]
+    report.applied = applied = apply(
+        report.plan, router, time_left=router.time_left, reserve=reserve
+    )
+    failed, later = applied.failed_policies, applied.not_reached
+    report.outcomes = [o.blocked(later[o.name]) if o.name in later else
+                       o.write_failed(failed.get(o.name)) for o in report.outcomes]  # fmt: skip
     written = {c.table for c in applied.done} | {c.table for c, _ in applied.failed}
     if not written or applied.stopped:  # after a 401 or the deadline, no request is sent
         return

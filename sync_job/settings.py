@@ -39,6 +39,10 @@ class JobSettings:
     no_default_reserved: bool = False
     allow_source_ranges: bool = False
     ip_families: str = "ipv4"
+    # --max-sources-per-policy, --max-ports-per-policy, --max-router-objects (source/limits.py)
+    max_sources_per_policy: int = 1_000
+    max_ports_per_policy: int = 50
+    max_router_objects: int = 20_000
     cluster_name: str
     wan_interface_list: str | None
     gateway_cidrs: tuple[str, ...]

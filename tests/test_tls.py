@@ -323,7 +323,8 @@ def test_the_check_client_has_no_write_methods() -> None:
     writes = ("create", "update", "delete", "move")
     assert all(callable(getattr(RouterWriter, name)) for name in writes)
     assert not [name for name in writes if hasattr(RouterReader, name)]
-    reads = ("rows", "find", "get", "read_tables", "restart_deadline", "system_resource")
+    reads = ("rows", "find", "get", "read_tables", "restart_deadline", "system_resource",
+             "keep_owned", "time_left")  # fmt: skip
     public = [name for name in dir(RouterReader) if not name.startswith("_")]
     assert sorted(public) == sorted(reads)
 

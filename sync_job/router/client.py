@@ -1,6 +1,12 @@
 """RouterOS REST client: `RouterReader` reads the three firewall tables, `RouterWriter` adds writes.
 
-`--check` is handed a `RouterReader`, which has no method that could change the router. Reads are
+`--check` is handed a `RouterReader`, which has no method that could change the router. Once
+told the ownership (`keep_owned`), a table read streams the reply (`jsonstream`) and keeps only
+what the planner needs: the owned rows (their name field starts with `Ownership.head`, the
+marker included) and, in a filter table, one `.id`-only stand-in for each run of foreign rows
+(enough to see which owned rules sit directly above the marker), so memory does not grow with
+the router's foreign tables. Every row's `.id` is still checked, kept or not (valid, and unique
+in its table, by `_IdSet`). Reads are
 retried with capped, jittered exponential backoff on connection errors, timeouts, 5xx and
 RouterOS's `Session closed`; writes are never retried here (the applier decides after
 re-reading). A write whose outcome is unknown (the connection dropped or timed out after sending,
@@ -34,6 +40,8 @@ import httpx
 from sync_job.errors import RouterAuthError, RouterError, RouterUnreachable
 from sync_job.logs import secret_forms
 from sync_job.model import Family
+from sync_job.router.jsonstream import NotRows, iter_rows
+from sync_job.router.ownership import Ownership
 from sync_job.router.tables import Table, tables_of
 
 log = logging.getLogger(__name__)
@@ -243,6 +251,11 @@ class RouterReader:
         # Never part of a message: a router (or a proxy) may echo what it was sent.
         self._secrets = secret_forms(settings.username, settings.password) if settings else []
         self.requests: Counter[str] = Counter()
+        self._ownership: Ownership | None = None
+
+    def keep_owned(self, ownership: Ownership) -> None:
+        """From now on, table reads keep only what `ownership` owns (see the module docstring)."""
+        self._ownership = ownership
 
     def _scrub(self, text: object) -> str:
         clean = str(text)
@@ -259,12 +272,17 @@ class RouterReader:
             )  # fmt: skip
         return remaining
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, *, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         timeout = min(self._timeout, self._remaining(method, path))
         self.requests[method] += 1
         write = method != "GET"
         try:
-            response = self._http.request(method, "/" + path, timeout=timeout, **kwargs)
+            request = self._http.build_request(method, "/" + path, timeout=timeout, **kwargs)
+            response = self._http.send(request, stream=stream)
+            if stream and response.status_code >= 400:
+                response.read()  # the error's detail
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             # Nothing was sent: never ambiguous.
             raise RouterUnreachable(
@@ -303,12 +321,31 @@ class RouterReader:
             raise RouterError(method, path, status, detail, ambiguous=ambiguous)
         return response
 
-    def _read(self, path: str, params: Mapping[str, str]) -> Any:
+    def _read(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        rows: Callable[[httpx.Response], Any] | None = None,
+    ) -> Any:
+        """The reply's JSON, or with `rows` what it makes of the streamed reply."""
         delay = BACKOFF_START
         for attempt in range(1, self._attempts + 1):
             try:
-                response = self._send("GET", path, params=params)
-                return _json(response, "GET", path)
+                if rows is None:
+                    return _json(self._send("GET", path, params=params), "GET", path)
+                response = self._send("GET", path, stream=True, params=params)
+                try:
+                    return rows(response)
+                except httpx.TransportError as error:  # the reply broke off: read again
+                    raise RouterUnreachable(
+                        "GET",
+                        path,
+                        None,
+                        f"connection lost ({self._scrub(error)})",
+                        ambiguous=True,
+                    ) from None
+                finally:
+                    response.close()
             except (RouterAuthError, RouterDeadline):
                 raise
             except RouterError as error:
@@ -323,12 +360,22 @@ class RouterReader:
             delay *= 2
         raise AssertionError("unreachable")
 
+    def time_left(self) -> float:
+        """Seconds until the deadline (negative once it has passed), on the client's clock."""
+        return self._deadline - (self._clock() - self._started)
+
     def restart_deadline(self) -> None:
         """Count the deadline from now, e.g. once a run has waited for its Lease."""
         self._started = self._clock()
 
     def rows(self, table: Table) -> list[dict[str, str]]:
-        return _rows(self._read(table.value, {".proplist": PROPLISTS[table]}), table.value)
+        params = {".proplist": PROPLISTS[table]}
+        ownership = self._ownership
+        if ownership is None:
+            return _rows(self._read(table.value, params), table.value)
+        return self._read(  # type: ignore[no-any-return]
+            table.value, params, lambda reply: _owned_rows(reply, table, ownership)
+        )
 
     def find(self, table: Table, match: Mapping[str, str]) -> list[dict[str, str]]:
         """Rows whose fields equal `match` (a server-side equality filter)."""
@@ -445,6 +492,64 @@ def _rows(body: Any, path: str) -> list[dict[str, str]]:
         if any(type(value) is not str for value in row.values()):
             body[index] = {str(k): str(v) for k, v in row.items()}
     return body
+
+
+class _IdSet:
+    """The `.id`s of one table read, in bounded memory: RouterOS ids are hex counters, so the
+    usual ones are bits of a bitmap (at most `BITS` bits, 1 MiB) and only larger ones a set."""
+
+    BITS = 1 << 23
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+        self.large: set[int] = set()
+
+    def add(self, id: str) -> bool:
+        """Note `id` (valid); False when it was noted before (ids compare as hex numbers)."""
+        number = int(id[1:], 16)
+        if number >= self.BITS:
+            fresh = number not in self.large
+            self.large.add(number)
+            return fresh
+        byte, bit = divmod(number, 8)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits))))
+        fresh = not self.bits[byte] & (1 << bit)
+        self.bits[byte] |= 1 << bit
+        return fresh
+
+
+def check_id(id: object, ids: _IdSet, path: str) -> None:
+    """Raise InvalidReply for an `.id` that is not `*<hex>` or that the table had already."""
+    if not is_router_id(id):
+        raise InvalidReply("GET", path, 200, f"a row has .id {id!r}, not '*' and hex digits")
+    if not ids.add(str(id)):
+        raise InvalidReply("GET", path, 200, f".id {id} appears twice")
+
+
+def _owned_rows(reply: httpx.Response, table: Table, ownership: Ownership) -> list[dict[str, str]]:
+    """The rows of a streamed reply the planner needs: owned rows (the marker among them) and,
+    in a filter table, an `.id`-only stand-in for each run of foreign rows."""
+    head, name = ownership.head, ownership.name_field(table)
+    placed = table.is_filter
+    kept: list[dict[str, str]] = []
+    gap: dict[str, str] | None = None
+    ids = _IdSet()
+    try:
+        for row in iter_rows(reply.iter_bytes()):
+            check_id(row.get(".id"), ids, table.value)
+            if row.get(name, "").startswith(head):
+                if gap is not None:
+                    kept.append(gap)
+                    gap = None
+                kept.append(row)
+            elif placed:
+                gap = {".id": row[".id"]}
+    except NotRows as error:
+        raise RouterError("GET", table.value, 200, str(error)) from None
+    if gap is not None:
+        kept.append(gap)
+    return kept
 
 
 class RouterWriter(RouterReader):

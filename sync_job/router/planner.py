@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sync_job.model import Action, Family, PolicyTarget
 from sync_job.router.desired import SCOPE_FIELDS, desired_objects
+from sync_job.router.order import order_changes
 from sync_job.router.ownership import Ownership, normalise_address
 from sync_job.router.plan import Change, Plan
 from sync_job.router.tables import RouterObject, Table
@@ -330,6 +331,7 @@ def plan_changes(
     Execution order: address-list entries of wanted lists first, then rule
     deletes, rule updates, filter creates and moves, NAT creates, and last the entries of lists
     no policy wants, so a rule never points at a list that is being emptied under it.
+    `order.order_changes` then sends removals first and each policy's writes together.
     """
     filter_table = Table.of(family, "filter")
     list_table, nat_table = Table.of(family, "address-list"), Table.of(family, "nat")
@@ -364,7 +366,7 @@ def plan_changes(
         *nat.creates(),
         *(change for change in entries.deletes if not in_wanted_list(change)),
     ]
-    return Plan(tuple(changes))
+    return Plan(order_changes(changes))
 
 
 def plan_router(
@@ -378,7 +380,7 @@ def plan_router(
     families: Iterable[Family] = (Family.IPV4,),
 ) -> Plan:
     """The plan for a pass over `families`: each family's marker found, the targets' rows built,
-    the changes planned, IPv4's first.
+    the changes planned, in `order.order_changes`'s order over both families.
 
     `wan_interface_list` scopes every owned rule to that interface list (see `desired`).
     Raises MarkerError when a family's marker is missing or ambiguous: then nothing may be
@@ -395,7 +397,8 @@ def plan_router(
     for family, marker in markers.items():
         plan = plan_changes(wanted, tables, ownership, marker, frozen, released, family)
         changes.extend(plan.changes)
-    return Plan(tuple(changes))
+    # Across families too: every removal first, then each (dual-stack) policy whole.
+    return Plan(order_changes(changes))
 
 
 def marker_problems(

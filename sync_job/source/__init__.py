@@ -2,5 +2,6 @@
 
 snapshot (the typed ClusterSnapshot), cluster (the live API lists), file (`--from-file`),
 cilium (one policy's sources), selectors (Cilium endpoint selectors), discovery (the gateway
-Service and its ports), evaluate (every policy into an outcome and, when it passed, a target).
+Service and its ports), evaluate (every policy into an outcome and, when it passed, a target),
+limits (the size caps).
 """

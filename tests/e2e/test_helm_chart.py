@@ -239,6 +239,9 @@ def test_every_setting_of_the_command_has_a_value(helm: Tool, tmp_path: Path) ->
             "allowSourceRanges": True,
             "ipFamilies": "ipv4,ipv6",
             "allowMassRemoval": True,
+            "maxSourcesPerPolicy": 2000,
+            "maxPortsPerPolicy": 20,
+            "maxRouterObjects": 1_000_000,
             "wanInterfaceList": "WAN",
             "gatewayCIDRs": ["10.0.0.0/24"],
             "ciliumClusterName": "lab",
@@ -269,6 +272,8 @@ def test_every_setting_of_the_command_has_a_value(helm: Tool, tmp_path: Path) ->
     assert env["MIKROTIK_ALLOW_PLAIN_HTTP"] == "true" and env["MIKROTIK_CERT_SHA256"] == "AB:CD:EF"
     assert env["MIKROTIK_TIMEOUT"] == "7" and env["STATUS_REFRESH"] == "600"
     assert env["ALLOW_MASS_REMOVAL"] == "true"
+    assert (env["MAX_SOURCES_PER_POLICY"], env["MAX_PORTS_PER_POLICY"]) == ("2000", "20")
+    assert env["MAX_ROUTER_OBJECTS"] == "1000000"  # not 1e+06
     assert env["MIKROTIK_CA_FILE"] == "/etc/router-policy-sync/router/ca.crt"
     role = rendered[("Role", "router-policy-sync", "router-policy-sync-lease")]
     assert role["rules"][2]["resourceNames"] == ["lab-lease"]

@@ -132,10 +132,16 @@ def test_two_runs_at_once_then_one_clean_run_converges(
         emulator, foreign = scenario_router() if start == "scenario" else fresh_router()
         order, reports = race(emulator, seed)
         orders.add(tuple(order))
-        # Neither run fails: an address-list entry the other run made first ("already have
-        # such entry") is adopted, and a row the other run deleted first (404) counts as done.
+        # No write of either run fails: an address-list entry the other run made first
+        # ("already have such entry") is adopted, and a row the other run deleted first (404)
+        # counts as done. The read-back may see a rule this run placed moved off the marker by
+        # the other run's placements (policies are written whole, so the two runs' rule writes
+        # interleave): that, and only that, is reported as not kept (and the rule removed).
         for who, report in enumerate(reports):
-            assert not report.failed, (seed, who, report.applied)
+            assert report.applied is None or report.applied.ok, (seed, who, report.applied)
+            assert not report.kube_errors and report.marker_error is None, (seed, who)
+            misplaced = "not directly above the marker after it was placed there"
+            assert all(misplaced in item for item in report.not_kept), (seed, who)
         adopted += bool(both_made(reports, Action.CREATE, Table.ADDRESS_LIST))
         already_gone += bool(both_made(reports, Action.DELETE, Table.ADDRESS_LIST))
         assert order.count(0) > 0 and order.count(1) > 0

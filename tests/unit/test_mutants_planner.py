@@ -312,8 +312,8 @@ def test_stale_entries_of_a_list_a_rule_still_uses_go_first_others_last() -> Non
     plan = plan_changes(wanted(nosources), tables, OWN, MARKER)
     assert [(c.action, c.id) for c in plan.changes] == [
         (Action.DELETE, "*E"),  # web's list is still used by its rules: emptied first
+        (Action.DELETE, "*G"),  # nothing uses gone's list: after it (removals before creates)
         (Action.UPDATE, "*N"),
-        (Action.DELETE, "*G"),  # nothing uses gone's list: last
     ]
 
 
@@ -399,14 +399,18 @@ def test_stale_entries_of_a_policy_without_ports_go_first_too() -> None:
     tables[Table.ADDRESS_LIST].append(
         {".id": "*S", "list": f"{P}::web", "address": "192.0.2.2", "disabled": "false"}
     )
+    tables[Table.ADDRESS_LIST].append(
+        {".id": "*G", "list": f"{P}::gone", "address": "192.0.2.2", "disabled": "false"}
+    )
     dns = {".id": "*O", "comment": f"{P}::dns::udp::53"}
     tables[Table.NAT].append(dns)
     plan = plan_changes(wanted(portless), tables, OWN, MARKER)
     assert [(c.action, c.id) for c in plan.changes] == [
-        (Action.DELETE, "*S"),
-        (Action.DELETE, "*N"),
+        (Action.DELETE, "*N"),  # removals: every rule first, then the entries
         (Action.DELETE, "*O"),
         (Action.DELETE, "*F"),
+        (Action.DELETE, "*S"),  # a wanted list's stale entry before an unwanted list's
+        (Action.DELETE, "*G"),
     ]
 
 

@@ -253,8 +253,8 @@ def test_duplicates_keep_one_and_delete_the_rest() -> None:
     tables[Table.ADDRESS_LIST].insert(0, {**entry, ".id": "*D2", "disabled": "true"})
     result = plan_changes(desired(WEB), tables, OWN, MARKER)
     assert [(c.action, c.id) for c in result.changes] == [
-        (Action.DELETE, "*D2"),  # the disabled copy goes, the enabled one stays
         (Action.DELETE, "*D1"),  # the drifted copy goes, the matching one stays
+        (Action.DELETE, "*D2"),  # the disabled copy goes, the enabled one stays (rules first)
     ]
 
 

@@ -141,9 +141,9 @@ def test_first_run_creates_ipv6_entries_and_accept_rules_to_the_gateway_and_no_n
         "router-policy-sync::web 198.51.100.5"
     }
     assert all(c.destination_id in (None, "*2") for c in four if c.table is Table.FILTER)
-    # IPv4 changes come first, then IPv6: each family is planned on its own tables
-    families = [c.table.family for c in result.changes]
-    assert families == sorted(families, key=[Family.IPV4, Family.IPV6].index)
+    # one policy's writes together, its entries (both families) before its rules
+    kinds = [c.table.is_address_list for c in result.changes]
+    assert kinds == sorted(kinds, reverse=True)
 
 
 def test_an_ipv6_only_policy_has_no_ipv4_objects() -> None:
