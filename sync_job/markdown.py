@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from sync_job.model import Action
+from sync_job.render import change_lines
 from sync_job.report import Change, RunReport, held_back_note
 
 # The first line of every comment; CI looks for it to update its comment instead of adding one.
@@ -49,27 +50,6 @@ def _fenced(lines: Iterable[str]) -> list[str]:
     longest = max((len(run) for line in body for run in re.findall(r"`+", line)), default=0)
     fence = "`" * max(3, longest + 1)
     return [fence + "text", *body, fence]
-
-
-def _fields(fields: dict[str, str]) -> str:
-    return " ".join(f"{name}={value}" for name, value in fields.items() if name != "comment")
-
-
-def _change_lines(change: Change) -> list[str]:
-    head = f"{change.action.symbol} {change.table.label} {change.key}"
-    if change.action is Action.CREATE:
-        where = f" (before {change.destination})" if change.destination else ""
-        return [head + where, f"    {_fields(dict(change.after))}"]
-    if change.action is Action.UPDATE:
-        lines = [head]
-        for name, value in change.after.items():
-            old = change.before.get(name)
-            new = repr(value) if value else "(unset)"
-            lines.append(f"    {name}: {'(unset)' if old is None else repr(old)} -> {new}")
-        return lines
-    if change.action is Action.MOVE:
-        return [f"{head}: move before {change.destination}"]
-    return [f"{head} ({change.reason})"]
 
 
 def _summary(report: RunReport, check: bool) -> str:
@@ -129,7 +109,7 @@ def to_markdown(report: RunReport, *, check: bool) -> str:
         lines += ["<details><summary>Router changes</summary>", ""]
         for name, changes in sorted(by_policy.items()):
             lines += [f"**`{name}`**", ""]
-            lines += _fenced(line for change in changes for line in _change_lines(change))
+            lines += _fenced(line for change in changes for line in change_lines(change, ""))
             lines.append("")
         lines += ["</details>", ""]
     if report.kube_changes:

@@ -99,17 +99,19 @@ def _fields(fields: dict[str, str]) -> str:
     return " ".join(f"{name}={value}" for name, value in fields.items() if name != "comment")
 
 
-def _change_lines(change: Change) -> list[str]:
-    head = f"  {change.action.symbol} {change.table.label} {change.key}"
+def change_lines(change: Change, indent: str = "  ") -> list[str]:
+    """One router change as the text plan shows it (the Markdown plan reuses it, unindented)."""
+    head = f"{indent}{change.action.symbol} {change.table.label} {change.key}"
+    detail = indent + "    "
     if change.action is Action.CREATE:
         where = f" (before {change.destination})" if change.destination else ""
-        return [head + where, f"      {_fields(dict(change.after))}"]
+        return [head + where, f"{detail}{_fields(dict(change.after))}"]
     if change.action is Action.UPDATE:
         lines = [head]
         for name, value in change.after.items():
             old = change.before.get(name)
             new = repr(value) if value else "(unset)"
-            lines.append(f"      {name}: {'(unset)' if old is None else repr(old)} -> {new}")
+            lines.append(f"{detail}{name}: {'(unset)' if old is None else repr(old)} -> {new}")
         return lines
     if change.action is Action.MOVE:
         return [f"{head}: move before {change.destination}"]
@@ -127,7 +129,7 @@ def to_text(report: RunReport, *, check: bool) -> str:
     if report.plan:
         lines.append("Router changes:")
         for change in report.plan.changes:
-            lines += _change_lines(change)
+            lines += change_lines(change)
         lines.append("")
     if report.held_back:
         lines.append("Held back by the mass-removal guard (nothing of these is deleted):")
