@@ -135,12 +135,7 @@ def sync(router: Router, cluster: Path, *extra: str) -> tuple[int, str, str]:
 
 
 def owned(router: Router, table: str) -> list[dict[str, str]]:
-    key = "list" if table.endswith("address-list") else "comment"
-    return [
-        row
-        for row in router.emulator.rows(table)
-        if row.get(key, "").startswith("router-policy-sync::") and row.get(key) != MARKER
-    ]
+    return router.owned(table)
 
 
 def by_comment(router: Router, table: str) -> dict[str, dict[str, str]]:

@@ -21,12 +21,7 @@ MARKER = "router-policy-sync::marker"
 
 
 def owned(router: Router, table: str) -> list[dict[str, str]]:
-    key = "list" if table.endswith("address-list") else "comment"
-    return [
-        row
-        for row in router.emulator.rows(table)
-        if row.get(key, "").startswith("router-policy-sync::") and row.get(key) != MARKER
-    ]
+    return router.owned(table)
 
 
 def test_a_dual_stack_service_status_syncs_both_families(cluster: Cluster, router: Router) -> None:

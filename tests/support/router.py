@@ -33,7 +33,7 @@ class Router:
         return sum(n for (method, _), n in self.emulator.requests.items() if method != "GET")
 
     def owned(self, table: str) -> list[dict[str, str]]:
-        key = "list" if table == ADDRESS_LIST else "comment"
+        key = "list" if table.endswith("address-list") else "comment"  # IPv4 or IPv6
         return [
             row
             for row in self.emulator.rows(table)
