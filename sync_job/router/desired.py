@@ -131,12 +131,11 @@ def policy_objects6(
 def desired_objects(
     targets: Iterable[PolicyTarget],
     ownership: Ownership,
-    filter_chains: Mapping[Family, str] | str,
+    chains: Mapping[Family, str],
     wan_interface_list: str | None = None,
 ) -> Sequence[RouterObject]:
-    """Every target's objects in the families of `filter_chains` (family -> its marker's
-    chain; a plain chain means IPv4 alone), for the families each target needs."""
-    chains = {Family.IPV4: filter_chains} if isinstance(filter_chains, str) else filter_chains
+    """Every target's objects in the families of `chains` (family -> its marker's chain), for
+    the families each target needs."""
     objects: list[RouterObject] = []
     for target in targets:
         if Family.IPV4 in chains and Family.IPV4 in target.families:

@@ -20,10 +20,6 @@ FILTER6, NAT6, ADDRESS_LIST6 = (
 MARKER = "router-policy-sync::marker"
 
 
-def owned(router: Router, table: str) -> list[dict[str, str]]:
-    return router.owned(table)
-
-
 def test_a_dual_stack_service_status_syncs_both_families(cluster: Cluster, router: Router) -> None:
     marker6 = router.emulator.seed(FILTER6, {"chain": "forward", "action": "passthrough",
                                              "disabled": "yes", "comment": MARKER})  # fmt: skip
@@ -49,16 +45,16 @@ def test_a_dual_stack_service_status_syncs_both_families(cluster: Cluster, route
     status = found["status"]
     assert (status["gatewayIP"], status["gatewayIPv6"]) == ("203.0.113.60", "2001:db8:100::60")
     assert cluster.ready(name)["reason"] == "Synced"
-    entries6 = [(r["list"], r["address"]) for r in owned(router, ADDRESS_LIST6)]
+    entries6 = [(r["list"], r["address"]) for r in router.owned(ADDRESS_LIST6)]
     assert entries6 == [(f"router-policy-sync::{name}", "2001:db8:6::1/128")]
-    rules6 = {r["comment"]: r for r in owned(router, FILTER6)}
+    rules6 = {r["comment"]: r for r in router.owned(FILTER6)}
     assert set(rules6) == {f"router-policy-sync::{name}::tcp", f"router-policy-sync::{name}::udp"}
     assert {r["dst-address"] for r in rules6.values()} == {"2001:db8:100::60/128"}
     ids = [r[".id"] for r in router.emulator.rows(FILTER6)]
     assert ids[-2:] == [marker6[".id"], drop6[".id"]]  # the block sits directly above
     assert set(ids[-4:-2]) == {r[".id"] for r in rules6.values()}
-    assert owned(router, NAT6) == []
-    assert [r["address"] for r in owned(router, ADDRESS_LIST)] == ["198.51.100.60"]
+    assert router.owned(NAT6) == []
+    assert [r["address"] for r in router.owned(ADDRESS_LIST)] == ["198.51.100.60"]
 
     router.emulator.reset_counts()
     again = cluster.sync("--ip-families", "ipv4,ipv6")

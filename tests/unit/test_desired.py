@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from sync_job.model import Gateway, PolicyTarget, ServicePort
+from sync_job.model import Family, Gateway, PolicyTarget, ServicePort
 from sync_job.router.desired import SCOPE_FIELDS, desired_objects, policy_objects, policy_objects6
 from sync_job.router.ownership import Ownership
 from sync_job.router.tables import RouterObject, Table
 
 OWN = Ownership()
+V4 = {Family.IPV4: "forward"}
 LIST = "router-policy-sync::web"
 WEB = PolicyTarget(
     "web",
@@ -176,9 +177,11 @@ def test_scope_fields_are_what_the_wan_option_adds(make: Any) -> None:
 
 def test_desired_objects_concatenates_targets_in_order() -> None:
     dns = PolicyTarget("dns", ("192.0.2.7",), Gateway("i", "d", "10.0.0.6", ()))
-    assert list(desired_objects([WEB, dns], OWN, "forward")) == [
+    assert list(desired_objects([WEB, dns], OWN, V4)) == [
         *policy_objects(WEB, OWN, "forward"),
         *policy_objects(dns, OWN, "forward"),
     ]
-    assert list(desired_objects([WEB], OWN, "fw", "WAN")) == policy_objects(WEB, OWN, "fw", "WAN")
-    assert list(desired_objects([], OWN, "forward")) == []
+    assert list(desired_objects([WEB], OWN, {Family.IPV4: "fw"}, "WAN")) == policy_objects(
+        WEB, OWN, "fw", "WAN"
+    )
+    assert list(desired_objects([], OWN, V4)) == []

@@ -133,7 +133,7 @@ def owned_rows(draw: st.DrawFn, chain: str) -> dict[Table, list[Row]]:
     """The rows an older desired state left, then edited, duplicated, disabled, dropped."""
     older = draw(targets())
     rows: dict[Table, list[Row]] = {table: [] for table in IPV4_TABLES}
-    for obj in desired_objects(older, OWN, draw(st.sampled_from((chain, "input")))):
+    for obj in desired_objects(older, OWN, {Family.IPV4: draw(st.sampled_from((chain, "input")))}):
         if draw(st.integers(0, 9)) == 0:
             continue  # deleted by hand
         row = dict(obj.fields)
@@ -273,7 +273,7 @@ def writer(emulator: RouterOSEmulator) -> tuple[RouterWriter, Any]:
 
 def make_plan(world: World, tables: Mapping[Table, Sequence[Row]]) -> Plan:
     marker = find_marker(tables[Table.FILTER], OWN)
-    wanted = desired_objects(world.wanted, OWN, marker.chain)
+    wanted = desired_objects(world.wanted, OWN, {Family.IPV4: marker.chain})
     return plan_changes(wanted, tables, OWN, marker, world.frozen)
 
 
@@ -338,7 +338,7 @@ def test_applying_a_plan_then_planning_again_gives_an_empty_plan(world: World) -
     ours = [r["comment"] for r in rows if is_managed(Table.FILTER, r, world.frozen)]
     assert [r.get("comment") for r in rows[marker - len(ours) : marker]] == sorted(ours)
     # Exactly the wanted identities, once each.
-    wanted = desired_objects(world.wanted, OWN, world.chain)
+    wanted = desired_objects(world.wanted, OWN, {Family.IPV4: world.chain})
     for table in IPV4_TABLES:
         have = [OWN.identity(table, r) for r in tables[table] if is_managed(table, r, world.frozen)]
         assert sorted(have) == sorted(
